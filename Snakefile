@@ -1,0 +1,25 @@
+# facesym: does facial symmetry causally change what expression classifiers output?
+# Chain: resources -> face_model -> scenes -> render -> classify (one job per classifier) -> stats.
+# All science lives in the facesym package (src/); rules only wire it.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/resources.smk"
+include: "rules/face_model.smk"
+include: "rules/scenes.smk"
+include: "rules/render.smk"
+include: "rules/classify.smk"
+include: "rules/stats.smk"
+
+
+rule all:
+    input:
+        STATS_OUTPUTS,
+    default_target: True

@@ -1,0 +1,247 @@
+"""Throughput benchmark of facesym's rasterisers on a head-sized ~52k-triangle mesh.
+
+Renders frontal 224x224 images (Gouraud, one directional light) in batches of 32 and prints
+images/s for:
+
+* ``facesym torch``: ``facesym.render.render_batch(backend="torch")`` (full pipeline);
+* ``facesym torch (cull)``: the same with back-face culling (valid for closed meshes);
+* ``numpy loop (peer)``: a straightforward reference z-buffer in this script that loops over
+  triangles in Python and vectorises each triangle's bounding box with numpy (same projection,
+  shading and perspective-correct interpolation); it is slow, so it renders fewer images;
+* ``facesym kaolin``: when kaolin and a CUDA device are available.
+
+Usage::
+
+    python bench/render.py [--obj PATH] [--batch 32] [--size 224] [--repeats 3]
+                           [--peer-images 2] [--png /tmp/render_check.png]
+
+``--obj`` renders a Wavefront OBJ (v/f lines, polygons fan-triangulated, units cm, head at
+the origin facing +z) instead of the synthetic head-like mesh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facesym.render import (
+    PerspectiveCamera,
+    frontal_camera,
+    kaolin_available,
+    lambert,
+    render_batch,
+    rotation_matrix,
+    vertex_normals,
+)
+
+LIGHT_DIR = (0.3, 0.4, 1.0)
+AMBIENT, DIFFUSE = 0.35, 0.65
+BACKGROUND = (0.2, 0.2, 0.2)
+
+
+def _spherical_bump(directions: np.ndarray, centre: tuple[float, float, float],
+                    width: float) -> np.ndarray:
+    """Gaussian bump on the unit sphere around direction ``centre``."""
+    c = np.asarray(centre, dtype=np.float64)
+    c /= np.linalg.norm(c)
+    return np.exp(-((directions - c) ** 2).sum(-1) / (2.0 * width**2))
+
+
+def head_like_mesh(rings: int = 130, segments: int = 200, seed: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Closed head-sized surface (cm, nose towards +z): vertices, triangles, albedo.
+
+    A latitude/longitude sphere with ``2 * rings * segments`` triangles (52,000 by default),
+    deformed into an ellipsoid with a nose, brows, eye sockets and random low-frequency bumps.
+    """
+    rng = np.random.default_rng(seed)
+    polar = np.pi * np.arange(1, rings + 1) / (rings + 1)  # ring angles from +y
+    azimuth = 2.0 * np.pi * np.arange(segments) / segments
+    p, a = np.meshgrid(polar, azimuth, indexing="ij")
+    ring_dirs = np.stack([np.sin(p) * np.sin(a), np.cos(p), np.sin(p) * np.cos(a)], -1)
+    dirs = np.concatenate([[[0.0, 1.0, 0.0]], ring_dirs.reshape(-1, 3), [[0.0, -1.0, 0.0]]])
+
+    radius = 1.0 + 0.22 * _spherical_bump(dirs, (0.0, -0.05, 1.0), 0.12)  # nose
+    radius += 0.06 * _spherical_bump(dirs, (0.0, 0.25, 1.0), 0.25)  # brow ridge
+    for side in (-1.0, 1.0):
+        radius -= 0.05 * _spherical_bump(dirs, (0.33 * side, 0.12, 1.0), 0.09)  # eye sockets
+    for _ in range(12):
+        centre = tuple(rng.normal(size=3))
+        radius += rng.uniform(-0.03, 0.03) * _spherical_bump(dirs, centre, 0.4)
+    vertices = dirs * radius[:, None] * np.array([7.5, 11.5, 9.5])
+
+    albedo = np.tile(np.array([0.86, 0.66, 0.55]), (len(dirs), 1))
+    albedo *= (1.0 - 0.5 * _spherical_bump(dirs, (0.0, -0.35, 1.0), 0.07))[:, None]  # mouth
+    for side in (-1.0, 1.0):
+        albedo *= (1.0 - 0.7 * _spherical_bump(dirs, (0.33 * side, 0.12, 1.0), 0.04))[:, None]
+    return vertices, _sphere_triangles(rings, segments), albedo.clip(0.0, 1.0)
+
+
+def _sphere_triangles(rings: int, segments: int) -> np.ndarray:
+    """Triangles of the latitude/longitude sphere, counter-clockwise seen from outside."""
+    top, bottom = 0, 1 + rings * segments
+    ring = np.arange(rings)[:, None] * segments + 1
+    seg = np.arange(segments)[None, :]
+    cur, nxt = ring + seg, ring + (seg + 1) % segments
+    quads_a = np.stack([cur[:-1], cur[1:], nxt[1:]], -1).reshape(-1, 3)
+    quads_b = np.stack([cur[:-1], nxt[1:], nxt[:-1]], -1).reshape(-1, 3)
+    top_fan = np.stack([np.full(segments, top), cur[0], nxt[0]], -1)
+    bottom_fan = np.stack([np.full(segments, bottom), nxt[-1], cur[-1]], -1)
+    return np.concatenate([top_fan, quads_a, quads_b, bottom_fan]).astype(np.int64)
+
+
+def load_obj(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices and fan-triangulated faces of a Wavefront OBJ, with a uniform skin albedo."""
+    verts, tris = [], []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "v":
+            verts.append([float(x) for x in parts[1:4]])
+        elif parts[0] == "f":
+            idx = [int(p.split("/")[0]) for p in parts[1:]]
+            idx = [i - 1 if i > 0 else len(verts) + i for i in idx]
+            tris += [[idx[0], idx[k], idx[k + 1]] for k in range(1, len(idx) - 1)]
+    vertices = np.asarray(verts, dtype=np.float64)
+    albedo = np.tile(np.array([0.86, 0.66, 0.55]), (len(vertices), 1))
+    return vertices, np.asarray(tris, dtype=np.int64), albedo
+
+
+def numpy_loop_render(vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray,
+                      camera: PerspectiveCamera) -> np.ndarray:
+    """Reference renderer: per-triangle Python loop, numpy per bounding box; [H, W, 3] uint8."""
+    h, w = camera.height, camera.width
+    xy, depth = (t.numpy().astype(np.float64)
+                 for t in camera.project(torch.from_numpy(vertices)))
+    zbuf = np.zeros((h, w))  # stores 1/depth; 0 = far plane at infinity
+    image = np.tile(np.asarray(BACKGROUND), (h, w, 1))
+    for tri in triangles:
+        (x0, y0), (x1, y1), (x2, y2) = xy[tri]
+        z = depth[tri]
+        area2 = (x1 - x0) * (y2 - y0) - (y1 - y0) * (x2 - x0)
+        if (z <= 0).any() or abs(area2) < 1e-12:
+            continue
+        c0 = max(math.ceil(min(x0, x1, x2) - 0.5), 0)
+        c1 = min(math.floor(max(x0, x1, x2) - 0.5), w - 1)
+        r0 = max(math.ceil(min(y0, y1, y2) - 0.5), 0)
+        r1 = min(math.floor(max(y0, y1, y2) - 0.5), h - 1)
+        if c1 < c0 or r1 < r0:
+            continue
+        px, py = np.meshgrid(np.arange(c0, c1 + 1) + 0.5, np.arange(r0, r1 + 1) + 0.5)
+        l0 = ((x1 - px) * (y2 - py) - (y1 - py) * (x2 - px)) / area2
+        l1 = ((x2 - px) * (y0 - py) - (y2 - py) * (x0 - px)) / area2
+        l2 = 1.0 - l0 - l1
+        inside = (l0 >= 0) & (l1 >= 0) & (l2 >= 0)
+        inv_z = l0 / z[0] + l1 / z[1] + l2 / z[2]
+        region = zbuf[r0:r1 + 1, c0:c1 + 1]
+        win = inside & (inv_z > region)
+        if not win.any():
+            continue
+        region[win] = inv_z[win]
+        weights = np.stack([l0 / z[0], l1 / z[1], l2 / z[2]], -1)[win] / inv_z[win, None]
+        image[r0:r1 + 1, c0:c1 + 1][win] = weights @ colors[tri]
+    return (image.clip(0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
+def posed_batch(vertices: np.ndarray, batch: int, seed: int = 0) -> torch.Tensor:
+    """``batch`` copies of the mesh with small random head poses (yaw/pitch/roll)."""
+    rng = np.random.default_rng(seed)
+    angles = torch.from_numpy(rng.uniform(-15.0, 15.0, size=(3, batch)))
+    rot = rotation_matrix(angles[0], angles[1], angles[2])
+    return torch.from_numpy(vertices).float().unsqueeze(0) @ rot.mT
+
+
+def time_call(fn, repeats: int) -> float:
+    """Best wall time of ``repeats`` calls after one warm-up call."""
+    fn()
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def save_png(image: np.ndarray, path: Path) -> None:
+    """Write an [H, W, 3] uint8 image as PNG (matplotlib)."""
+    import matplotlib.pyplot as plt
+
+    plt.imsave(path, image)
+
+
+def main() -> None:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--obj", type=Path, default=None)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--peer-images", type=int, default=2)
+    parser.add_argument("--distance", type=float, default=60.0)
+    parser.add_argument("--fov", type=float, default=26.0)
+    parser.add_argument("--png", type=Path, default=None)
+    args = parser.parse_args()
+
+    verts_np, tris_np, albedo_np = (load_obj(args.obj) if args.obj else head_like_mesh())
+    camera = frontal_camera(args.distance, args.fov, args.size)
+    vertices = posed_batch(verts_np, args.batch)
+    triangles = torch.from_numpy(tris_np)
+    albedo = torch.from_numpy(albedo_np).float().unsqueeze(0)
+    print(f"mesh: {len(verts_np)} vertices, {len(tris_np)} triangles; "
+          f"{args.size}x{args.size}, batch {args.batch}, torch threads {torch.get_num_threads()}")
+
+    def facesym(backend: str, cull: bool = False, device: str = "cpu") -> torch.Tensor:
+        return render_batch(vertices, triangles, albedo, camera, LIGHT_DIR, AMBIENT, DIFFUSE,
+                            BACKGROUND, backend=backend, device=device, cull_backfaces=cull)
+
+    rows = []
+    seconds = time_call(lambda: facesym("torch"), args.repeats)
+    rows.append(("facesym torch", args.batch, seconds))
+    seconds = time_call(lambda: facesym("torch", cull=True), args.repeats)
+    rows.append(("facesym torch (cull)", args.batch, seconds))
+
+    colors = lambert(albedo, vertex_normals(vertices, triangles), torch.tensor(LIGHT_DIR),
+                     AMBIENT, DIFFUSE).double().numpy()
+    peer_n = min(args.peer_images, args.batch)
+    verts_posed = vertices.double().numpy()
+
+    def peer() -> list[np.ndarray]:
+        return [numpy_loop_render(verts_posed[i], tris_np, colors[i], camera)
+                for i in range(peer_n)]
+
+    peer_images = peer()
+    start = time.perf_counter()
+    peer()
+    rows.append(("numpy loop (peer)", peer_n, time.perf_counter() - start))
+
+    if kaolin_available() and torch.cuda.is_available():
+        seconds = time_call(lambda: (facesym("kaolin", device="cuda"),
+                                     torch.cuda.synchronize()), args.repeats)
+        rows.append(("facesym kaolin (cuda)", args.batch, seconds))
+    else:
+        print("kaolin backend: not available (kaolin not importable or no CUDA device)")
+
+    ours = facesym("torch").numpy()
+    mismatch = np.mean(np.any(ours[:peer_n] != np.stack(peer_images), axis=-1))
+    rates = {name: n / s for name, n, s in rows}
+    print(f"\n{'renderer':<24}{'images':>8}{'seconds':>10}{'images/s':>12}{'vs peer':>10}")
+    for name, n, s in rows:
+        ratio = rates[name] / rates["numpy loop (peer)"]
+        print(f"{name:<24}{n:>8}{s:>10.3f}{rates[name]:>12.1f}{ratio:>9.0f}x")
+    print(f"\npixels differing from the peer (first {peer_n} images): {100 * mismatch:.3f}%")
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory of this process: {peak_mib:.0f} MiB")
+    if args.png:
+        save_png(ours[0], args.png)
+        print(f"wrote {args.png}")
+
+
+if __name__ == "__main__":
+    main()

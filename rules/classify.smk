@@ -1,0 +1,27 @@
+rule classify:
+    """Run one classifier on every rendered image: prob[face, side, strength, label] on the
+    canonical label set (and its logits) as a Zarr cube."""
+    input:
+        renders=rules.render.output.renders,
+        weights=classifier_stamp,
+    output:
+        cube=directory(f"{RESULTS}/classify/{{classifier}}.zarr"),
+    params:
+        cfg=stage_config(config, "classify"),
+        entry=lambda wc: zoo_entry(wc.classifier, ZOO),
+        cache=CACHE,
+    wildcard_constraints:
+        classifier="[A-Za-z0-9_.-]+",
+    log:
+        f"{RESULTS}/logs/classify_{{classifier}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/classify_{{classifier}}.tsv"
+    conda:
+        "../envs/classify.yaml"
+    resources:
+        mem_mb=6000,
+        runtime=60,
+        gpu=1 if config["classify"]["device"].startswith("cuda") else 0,
+    threads: 2
+    script:
+        "../scripts/classify.py"

@@ -1,0 +1,22 @@
+rule face_model:
+    """Load the morphable face model's source files, triangulate, pair mirror vertices and cache
+    it as one compact array file."""
+    input:
+        stamp=resource_stamp("ict_facekit"),
+    output:
+        model=f"{RESULTS}/face_model/{config['face_model']['name']}.npz",
+    params:
+        cfg=stage_config(config, "face_model"),
+        cache=CACHE,
+    log:
+        f"{RESULTS}/logs/face_model.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/face_model.tsv"
+    conda:
+        "../envs/core.yaml"
+    resources:
+        mem_mb=6000,
+        runtime=20,
+    threads: 2
+    script:
+        "../scripts/build_face_model.py"

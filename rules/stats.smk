@@ -1,0 +1,23 @@
+rule stats:
+    """Paired tests per classifier x emotion x side (and against the symmetric control), family
+    correction, summary table and dose-response figure."""
+    input:
+        cubes=expand(f"{RESULTS}/classify/{{classifier}}.zarr", classifier=CLASSIFIERS),
+    output:
+        tests=directory(f"{RESULTS}/stats/tests.zarr"),
+        csv=f"{RESULTS}/stats/summary.csv",
+        md=f"{RESULTS}/stats/summary.md",
+        figure=f"{RESULTS}/stats/dose_response.png",
+    params:
+        cfg=stage_config(config, "stats"),
+        classifiers=CLASSIFIERS,
+    log:
+        f"{RESULTS}/logs/stats.log",
+    conda:
+        "../envs/core.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    threads: 1
+    script:
+        "../scripts/stats.py"

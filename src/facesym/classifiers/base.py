@@ -1,0 +1,153 @@
+"""One adapter interface over every classifier: crop → preprocess → forward → canonical labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+CANONICAL_LABELS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
+# Names classifiers use for the canonical labels.
+LABEL_SYNONYMS = {
+    "anger": "anger", "angry": "anger",
+    "disgust": "disgust", "disgusted": "disgust",
+    "fear": "fear", "fearful": "fear", "scared": "fear",
+    "happiness": "happiness", "happy": "happiness", "joy": "happiness",
+    "sadness": "sadness", "sad": "sadness",
+    "surprise": "surprise", "surprised": "surprise",
+    "neutral": "neutral",
+}
+GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as OpenCV's RGB→grey
+
+
+def canonical_index(labels: Sequence[str]) -> np.ndarray:
+    """For each native label its canonical index (−1 = label outside the canonical set)."""
+    out = []
+    for lab in labels:
+        canon = LABEL_SYNONYMS.get(lab.lower())
+        out.append(CANONICAL_LABELS.index(canon) if canon else -1)
+    return np.asarray(out, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a classifier wants its input: square size, colour, normalisation in pixel units."""
+
+    size: int
+    colour: str  # "grey" or "rgb"
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    margin: float = 0.2  # crop side = landmark-box side × (1 + margin)
+    channels: int = 0  # network input channels (0 = 1 for grey, 3 for rgb)
+
+    @property
+    def in_channels(self) -> int:
+        """Channels fed to the network (grey may be repeated to 3)."""
+        return self.channels or (1 if self.colour == "grey" else 3)
+
+
+def square_crop_boxes(boxes: torch.Tensor, margin: float) -> torch.Tensor:
+    """Square crop boxes (x0, y0, x1, y1) around landmark boxes, side × (1 + margin)."""
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    side = (boxes[:, 2:] - boxes[:, :2]).max(dim=1).values * (1 + margin)
+    half = (side / 2).unsqueeze(1)
+    return torch.cat([centre - half, centre + half], dim=1)
+
+
+def crop_resize(images: torch.Tensor, boxes: torch.Tensor, size: int,
+                supersample: int = 2) -> torch.Tensor:
+    """Crop float images (B, C, H, W) to boxes (B, 4) in pixels and resize to size².
+
+    Bilinear sampling at ``supersample``× the output resolution followed by average pooling,
+    so downscaling does not alias; outside the image is filled with the edge value.
+    """
+    b, _, h, w = images.shape
+    n = size * supersample
+    t = (torch.arange(n, dtype=images.dtype, device=images.device) + 0.5) / n  # (n,)
+    x0, y0, x1, y1 = boxes.to(images.dtype).unbind(1)
+    px = x0[:, None] + t[None] * (x1 - x0)[:, None]  # pixel coords of sample centres
+    py = y0[:, None] + t[None] * (y1 - y0)[:, None]
+    gx = px / w * 2 - 1  # align_corners=False normalised coordinates
+    gy = py / h * 2 - 1
+    grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=-1)
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border",
+                        align_corners=False)
+    return F.avg_pool2d(out, supersample) if supersample > 1 else out
+
+
+def preprocess(images: np.ndarray | torch.Tensor, boxes: np.ndarray | torch.Tensor,
+               spec: InputSpec) -> torch.Tensor:
+    """uint8 RGB images (B, H, W, 3) + face boxes → normalised network input (B, C, s, s)."""
+    x = torch.as_tensor(images).permute(0, 3, 1, 2).float()
+    crops = crop_resize(x, square_crop_boxes(torch.as_tensor(boxes).float(), spec.margin),
+                        spec.size)
+    if spec.colour == "grey":
+        wts = torch.tensor(GREY_WEIGHTS).view(1, 3, 1, 1)
+        crops = (crops * wts).sum(1, keepdim=True)
+        if spec.in_channels == 3:
+            crops = crops.expand(-1, 3, -1, -1)
+    elif spec.colour != "rgb":
+        raise ValueError(f"colour must be 'grey' or 'rgb', got {spec.colour!r}")
+    # The original engines see integer pixel values after their resize.
+    crops = crops.round().clamp(0, 255)
+    mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (crops - mean) / std
+
+
+@dataclass
+class Classifier:
+    """A loaded expression classifier behind the common interface."""
+
+    name: str
+    module: torch.nn.Module
+    spec: InputSpec
+    labels: tuple[str, ...]
+    output: str  # "softmax" (module gives logits), "probs", or "sigmoid"
+    weights_sha256: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.canonical = canonical_index(self.labels)
+        if self.output not in ("softmax", "probs", "sigmoid"):
+            raise ValueError(f"classifier {self.name}: output must be softmax, probs or sigmoid")
+
+    @property
+    def has_logits(self) -> bool:
+        """Whether the module's raw outputs are logits."""
+        return self.output == "softmax"
+
+    @torch.inference_mode()
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Network input → (raw outputs, class probabilities) in native label order."""
+        raw = self.module(x)
+        if self.output == "softmax":
+            probs = torch.softmax(raw, dim=1)
+        elif self.output == "sigmoid":
+            scores = torch.sigmoid(raw)
+            probs = scores / scores.sum(1, keepdim=True)
+        else:
+            probs = raw
+        return raw, probs
+
+    def to_canonical(self, native: np.ndarray) -> np.ndarray:
+        """Reorder native-label columns (…, L) onto CANONICAL_LABELS (missing ones NaN)."""
+        out = np.full((*native.shape[:-1], len(CANONICAL_LABELS)), np.nan, dtype=np.float32)
+        keep = self.canonical >= 0
+        out[..., self.canonical[keep]] = native[..., keep]
+        return out
+
+    def predict(self, images: np.ndarray, boxes: np.ndarray, batch_size: int = 64,
+                device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+        """Images (N, H, W, 3) uint8 and boxes (N, 4) → (raw (N, L), probs (N, L)), native order."""
+        self.module.to(device).eval()
+        raws, probs = [], []
+        for start in range(0, len(images), batch_size):
+            sl = slice(start, start + batch_size)
+            x = preprocess(images[sl], boxes[sl], self.spec).to(device)
+            raw, p = self.forward(x)
+            raws.append(raw.float().cpu().numpy())
+            probs.append(p.float().cpu().numpy())
+        return np.concatenate(raws), np.concatenate(probs)

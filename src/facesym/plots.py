@@ -1,0 +1,56 @@
+"""Figures people would rather look at than read."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from facesym.stats import intended_probability  # noqa: E402
+
+SIDE_STYLE = {"left": ("tab:red", "-"), "right": ("tab:blue", "-"),
+              "control": ("0.3", "--")}
+
+
+def dose_response_figure(cubes: Mapping[str, xr.Dataset], out: str | Path,
+                         exclude: tuple[str, ...] = ("neutral",)) -> None:
+    """Mean intended-class probability vs strength, per classifier, one line per side.
+
+    Averaged over faces of every emotion except ``exclude``; bands are ±1.96 SE over faces.
+    """
+    names = list(cubes)
+    ncol = min(4, len(names))
+    nrow = int(np.ceil(len(names) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.2 * nrow), squeeze=False,
+                             sharey=True)
+    for ax, name in zip(axes.flat, names, strict=False):
+        ds = cubes[name]
+        p = intended_probability(ds["prob"].load(), ds["emotion"].load())
+        keep = ~np.isin([str(e) for e in ds["emotion"].values], exclude)
+        p = p.isel(face=np.flatnonzero(keep))
+        a = p["strength"].values
+        for side in p["side"].values:
+            colour, ls = SIDE_STYLE.get(str(side), ("k", ":"))
+            v = p.sel(side=side).values  # (face, strength)
+            mean = v.mean(0)
+            se = v.std(0, ddof=1) / np.sqrt(v.shape[0]) if v.shape[0] > 1 else 0 * mean
+            ax.plot(a, mean, ls, color=colour, marker="o", ms=3, label=str(side))
+            ax.fill_between(a, mean - 1.96 * se, mean + 1.96 * se, color=colour, alpha=0.15)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("intervention strength a")
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mean p(intended class)")
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    axes.flat[0].legend(title="affected side", fontsize=8)
+    fig.suptitle("Dose-response: intended-class probability vs symmetry intervention", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

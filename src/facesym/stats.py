@@ -1,0 +1,177 @@
+"""Paired tests of the intervention's effect on intended-class probability.
+
+For classifier c, emotion e and comparison k the paired difference over faces is
+- side k ∈ {left, right, control}: d = p_k(a_max) − p(0) (the raw effect);
+- k ∈ {left_vs_control, right_vs_control}: d = p_side(a_max) − p_control(a_max) (symmetry,
+  not expression loss: both have the same total expression displacement).
+Each gets a Wilcoxon signed-rank test (zero_method="pratt", fraction of zeros reported), a paired
+t-test as cross-check, the mean difference with a BCa bootstrap CI, Cohen's d_z and the
+matched-pairs rank-biserial correlation; p-values are corrected over the whole family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pingouin as pg
+import xarray as xr
+from scipy import stats as sps
+
+from facesym.classifiers.base import CANONICAL_LABELS
+
+METRICS = ("n", "mean_p_ref", "mean_p_int", "mean_diff", "ci_low", "ci_high", "median_diff",
+           "frac_zero", "W", "p", "p_adj", "significant", "t", "p_ttest", "d_z", "rbc")
+
+
+def intended_probability(prob: xr.DataArray, emotion: xr.DataArray) -> xr.DataArray:
+    """p(intended class) per face, from prob[face, …, label] and emotion[face]."""
+    labels = [str(x) for x in prob["label"].values]
+    idx = np.array([labels.index(str(e)) for e in emotion.values])
+    values = np.take_along_axis(prob.values, idx.reshape(-1, *([1] * (prob.ndim - 1))),
+                                axis=-1)[..., 0]
+    dims = prob.dims[:-1]
+    return xr.DataArray(values, dims=dims, coords={d: prob[d] for d in dims})
+
+
+def paired_differences(p: xr.DataArray, comparisons: Sequence[str]) -> dict[str, xr.DataArray]:
+    """Per comparison the paired difference over faces (see module docstring)."""
+    strengths = p["strength"].values
+    a_max, a0 = strengths.max(), 0.0
+    out = {}
+    for comp in comparisons:
+        if comp.endswith("_vs_control"):
+            side = comp.removesuffix("_vs_control")
+            out[comp] = (p.sel(side=side, strength=a_max) - p.sel(side="control", strength=a_max))
+        else:
+            out[comp] = p.sel(side=comp, strength=a_max) - p.sel(side=comp, strength=a0)
+    return out
+
+
+def bca_interval(d: np.ndarray, confidence: float = 0.95, seed: int = 0,
+                 n_resamples: int = 4999) -> tuple[float, float]:
+    """BCa bootstrap confidence interval of the mean (NaN when degenerate)."""
+    if len(d) < 3 or np.ptp(d) == 0:
+        return (float(np.mean(d)), float(np.mean(d))) if len(d) else (np.nan, np.nan)
+    res = sps.bootstrap((d,), np.mean, confidence_level=confidence, method="BCa",
+                        n_resamples=n_resamples, rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def paired_test(d: np.ndarray, ref: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """All statistics of one paired difference vector ``d`` (``ref`` = reference values)."""
+    d = np.asarray(d, dtype=np.float64)
+    n = len(d)
+    row = {m: np.nan for m in METRICS}
+    row.update(n=n, mean_p_ref=float(np.mean(ref)), mean_p_int=float(np.mean(ref + d)),
+               mean_diff=float(np.mean(d)), median_diff=float(np.median(d)),
+               frac_zero=float(np.mean(d == 0)))
+    row["ci_low"], row["ci_high"] = bca_interval(d, seed=seed)
+    if n < 2 or np.all(d == 0):
+        return row  # nothing changed: no test (e.g. neutral faces have no expression to lose)
+    w = pg.wilcoxon(d, zero_method="pratt")
+    row.update(W=float(w["W_val"].iloc[0]), p=float(w["p_val"].iloc[0]),
+               rbc=float(w["RBC"].iloc[0]))
+    sd = d.std(ddof=1)
+    if sd > 0:
+        t = sps.ttest_1samp(d, 0.0)
+        row.update(t=float(t.statistic), p_ttest=float(t.pvalue), d_z=float(d.mean() / sd))
+    return row
+
+
+def correct(pvals: np.ndarray, alpha: float, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Family-wise/false-discovery correction over the finite p-values (NaN stay NaN)."""
+    p_adj = np.full(pvals.shape, np.nan)
+    reject = np.zeros(pvals.shape, dtype=bool)
+    ok = np.isfinite(pvals)
+    if ok.any():
+        rej, adj = pg.multicomp(pvals[ok], alpha=alpha, method=method)
+        p_adj[ok], reject[ok] = adj, rej
+    return reject, p_adj
+
+
+def effect_tests(cubes: Mapping[str, xr.Dataset], alpha: float = 0.05,
+                 correction: str = "holm") -> xr.Dataset:
+    """The family of tests over classifier × emotion × comparison, as a Dataset of metrics."""
+    names = list(cubes)
+    first = next(iter(cubes.values()))
+    emotions = [str(e) for e in dict.fromkeys(first["emotion"].values)
+                if str(e) in CANONICAL_LABELS]
+    sides = [str(s) for s in first["side"].values]
+    comparisons = sides + [f"{s}_vs_control" for s in ("left", "right")
+                           if s in sides and "control" in sides]
+    table = np.full((len(names), len(emotions), len(comparisons), len(METRICS)), np.nan)
+    for i, name in enumerate(names):
+        ds = cubes[name]
+        p = intended_probability(ds["prob"].load(), ds["emotion"].load())
+        diffs = paired_differences(p, comparisons)
+        for j, emo in enumerate(emotions):
+            faces = (ds["emotion"].values == emo)
+            for k, comp in enumerate(comparisons):
+                d = diffs[comp].values[faces]
+                ref = (p.sel(side=comp.split("_vs_")[0], strength=0.0).values[faces]
+                       if not comp.endswith("_vs_control")
+                       else p.sel(side="control", strength=p["strength"].values.max())
+                       .values[faces])
+                row = paired_test(d, ref, seed=i * 1000 + j * 10 + k)
+                table[i, j, k] = [row[m] for m in METRICS]
+    pcol, acol, scol = METRICS.index("p"), METRICS.index("p_adj"), METRICS.index("significant")
+    reject, p_adj = correct(table[..., pcol].ravel(), alpha, correction)
+    table[..., acol] = p_adj.reshape(table.shape[:3])
+    table[..., scol] = reject.reshape(table.shape[:3])
+    ds = xr.Dataset(
+        {m: (("classifier", "emotion", "comparison"), table[..., q]) for q, m in
+         enumerate(METRICS)},
+        coords={"classifier": names, "emotion": emotions, "comparison": comparisons},
+    )
+    ds["significant"] = ds["significant"].astype(bool)
+    ds.attrs.update(alpha=alpha, correction=correction,
+                    family_size=int(np.isfinite(table[..., pcol]).sum()),
+                    test="Wilcoxon signed-rank, zero_method=pratt, two-sided")
+    return ds
+
+
+def summary_table(tests: xr.Dataset) -> pd.DataFrame:
+    """One row per classifier × emotion × comparison, sorted, for CSV/Markdown."""
+    df = tests.to_dataframe().reset_index()
+    df["n"] = df["n"].astype(int)
+    return df.sort_values(["classifier", "emotion", "comparison"]).reset_index(drop=True)
+
+
+def summary_markdown(df: pd.DataFrame, alpha: float, correction: str) -> str:
+    """A compact Markdown summary: headline counts and the per-test table."""
+    raw = df[df["comparison"].isin(["left", "right"])]
+    tested = raw.dropna(subset=["p"])
+    lower = tested[(tested["significant"]) & (tested["mean_diff"] < 0)]
+    per_clf = lower.groupby("classifier").size().reindex(df["classifier"].unique(), fill_value=0)
+    lines = [
+        "# Symmetry intervention: effect on intended-class probability",
+        "",
+        f"Wilcoxon signed-rank (pratt), two-sided, {correction} over {int(df['p'].notna().sum())}"
+        f" tests, α = {alpha}. d = p(a=max) − p(0) for a side; for *_vs_control,"
+        " d = p_side(a=max) − p_control(a=max).",
+        "",
+        f"One-sided tests (left/right) with a significant drop: {len(lower)} of {len(tested)}.",
+        "",
+        "| classifier | significant drops (left/right) |",
+        "|---|---|",
+        *[f"| {c} | {n} of {int((tested['classifier'] == c).sum())} |"
+          for c, n in per_clf.items()],
+        "",
+    ]
+    cols = ["classifier", "emotion", "comparison", "n", "mean_p_ref", "mean_diff", "ci_low",
+            "ci_high", "frac_zero", "p", "p_adj", "significant", "d_z", "rbc"]
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|" + "---|" * len(cols))
+    for _, r in df[cols].iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            if isinstance(v, float):
+                cells.append("–" if np.isnan(v) else (f"{v:.2e}" if c.startswith("p") and c !=
+                                                        "p_ref" and v < 1e-3 else f"{v:.3f}"))
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
