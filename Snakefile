@@ -2,12 +2,15 @@
 # Chain: resources -> face_model -> scenes -> render -> classify (one job per classifier) -> stats.
 # All science lives in the facesym package (src/); rules only wire it.
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default study; `--configfile other.yaml` is merged on top of it.
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 include: "rules/common.smk"

@@ -70,7 +70,7 @@ class DisplacementParts:
     @property
     def total(self) -> np.ndarray:
         """The un-intervened expression displacement."""
-        return self.left + self.right + self.bilateral + self.spared
+        return self.spared + self.left + self.right + self.bilateral
 
 
 def displacement_parts(model: FaceModel, weights: np.ndarray, groups: ShapeGroups
@@ -97,14 +97,17 @@ def intervene(parts: DisplacementParts, side: str, strength: float,
     a = float(strength)
     if not 0.0 <= a <= 1.0:
         raise ValueError(f"strength must lie in [0, 1], got {a}")
+    # Same summation order as DisplacementParts.total, so a = 0 reproduces it bit for bit.
     if side == "control":
-        keep = 1.0 - a / 2.0
-        return parts.spared + keep * (parts.left + parts.right + parts.bilateral)
+        keep = np.float32(1.0 - a / 2.0)
+        return parts.spared + keep * parts.left + keep * parts.right + keep * parts.bilateral
     if side not in ("left", "right"):
         raise ValueError(f"side must be one of {', '.join(SIDES)}, got {side!r}")
     m = masks[side][:, None].astype(np.float32)
-    affected, other = (parts.left, parts.right) if side == "left" else (parts.right, parts.left)
-    return parts.spared + other + (1.0 - a) * affected + (1.0 - a * m) * parts.bilateral
+    keep_left = np.float32(1.0 - a) if side == "left" else np.float32(1.0)
+    keep_right = np.float32(1.0 - a) if side == "right" else np.float32(1.0)
+    return (parts.spared + keep_left * parts.left + keep_right * parts.right
+            + (np.float32(1.0) - np.float32(a) * m) * parts.bilateral)
 
 
 def intervention_masks(model: FaceModel, width: float) -> dict[str, np.ndarray]:

@@ -193,8 +193,14 @@ def _extract_from_archive(res: Resource, archive: Path, root: Path) -> None:
 
 
 def _download(url: str, dest: Path) -> None:
-    with urllib.request.urlopen(url, timeout=120) as resp, open(dest, "wb") as fh:
-        shutil.copyfileobj(resp, fh, _CHUNK)
+    try:
+        with urllib.request.urlopen(url, timeout=120) as resp, open(dest, "wb") as fh:
+            shutil.copyfileobj(resp, fh, _CHUNK)
+    except OSError as err:  # URLError is an OSError
+        raise ResourceError(
+            f"could not download {url} ({err}); without internet, point ${MIRROR_ENV} or the "
+            "config key resources.mirror at an offline mirror folder"
+        ) from err
 
 
 def _fetch_registry_archive(res: Resource, workdir: Path) -> Path:

@@ -33,7 +33,7 @@ _LOW_MASK = 0xFFFFFFFF
 # Candidate pixels evaluated at once (~50 bytes of temporaries each).
 DEFAULT_MAX_CANDIDATES = 1 << 20
 # Triangles (summed over images) set up at once (~150 bytes each, plus the candidates).
-DEFAULT_MAX_FACES = 1 << 21
+DEFAULT_MAX_FACES = 1 << 18
 
 
 @dataclass

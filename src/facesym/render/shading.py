@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 
@@ -10,9 +12,23 @@ def face_normals(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Tenso
 
     Triangles wound counter-clockwise when seen from outside get outward normals.
     """
-    corners = vertices[:, triangles]  # [B, F, 3, 3]
-    return torch.linalg.cross(corners[:, :, 1] - corners[:, :, 0],
-                              corners[:, :, 2] - corners[:, :, 0])
+    c0, c1, c2 = (vertices.index_select(1, triangles[:, c]) for c in range(3))
+    return torch.linalg.cross(c1 - c0, c2 - c0)
+
+
+def _incidence(triangles: torch.Tensor, num_vertices: int, dtype: torch.dtype) -> torch.Tensor:
+    """Sparse CSR vertex-by-triangle incidence matrix [V, F] (1 where a vertex is a corner)."""
+    num_faces = triangles.shape[0]
+    corner_vertex = triangles.reshape(-1)
+    order = torch.argsort(corner_vertex, stable=True)
+    counts = torch.bincount(corner_vertex, minlength=num_vertices)
+    crow = torch.zeros(num_vertices + 1, dtype=torch.int64, device=triangles.device)
+    torch.cumsum(counts, 0, out=crow[1:])
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            crow, order // 3, torch.ones(3 * num_faces, dtype=dtype, device=triangles.device),
+            size=(num_vertices, num_faces), check_invariants=False)
 
 
 def vertex_normals(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
@@ -20,12 +36,15 @@ def vertex_normals(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Ten
 
     Vertices used by no (non-degenerate) triangle get a zero normal.
     """
-    per_face = face_normals(vertices, triangles)  # [B, F, 3]
-    batch, num_faces, _ = per_face.shape
-    corner_normals = per_face.unsqueeze(2).expand(batch, num_faces, 3, 3)
-    normals = torch.zeros_like(vertices)
-    normals.index_add_(1, triangles.reshape(-1), corner_normals.reshape(batch, -1, 3))
-    return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12)
+    triangles = triangles.to(device=vertices.device, dtype=torch.int64)
+    batch, num_vertices, _ = vertices.shape
+    # Vertex-major layout [V, B, 3] makes the corner gathers whole-row copies.
+    vertex_major = vertices.permute(1, 0, 2).contiguous()
+    c0, c1, c2 = (vertex_major.index_select(0, triangles[:, c]) for c in range(3))
+    per_face = torch.linalg.cross(c1 - c0, c2 - c0).view(triangles.shape[0], batch * 3)
+    summed = _incidence(triangles, num_vertices, vertices.dtype) @ per_face  # [V, B * 3]
+    normals = summed.view(num_vertices, batch, 3).permute(1, 0, 2)
+    return torch.nn.functional.normalize(normals, dim=-1, eps=1e-12).contiguous()
 
 
 def _per_batch(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
