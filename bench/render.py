@@ -8,6 +8,11 @@ images/s for:
 * ``numpy loop (peer)``: a straightforward reference z-buffer in this script that loops over
   triangles in Python and vectorises each triangle's bounding box with numpy (same projection,
   shading and perspective-correct interpolation); it is slow, so it renders fewer images;
+* ``moderngl llvmpipe (peer)``: OpenGL through ``moderngl`` on Mesa's llvmpipe, the standard
+  multi-threaded JIT-compiled CPU rasteriser (headless EGL), given the same per-vertex colours
+  (computed by facesym's normals + Lambert, included in its time); shown only when moderngl
+  imports and an EGL context can be created (``pip install moderngl`` plus Mesa's EGL/DRI
+  drivers, e.g. Debian ``libegl1 libgl1-mesa-dri``);
 * ``facesym kaolin``: when kaolin and a CUDA device are available.
 
 Usage::
@@ -150,6 +155,82 @@ def numpy_loop_render(vertices: np.ndarray, triangles: np.ndarray, colors: np.nd
     return (image.clip(0.0, 1.0) * 255.0).round().astype(np.uint8)
 
 
+_VERTEX_SHADER = """
+#version 330
+uniform mat4 mvp;
+in vec3 in_pos;
+in vec3 in_color;
+out vec3 v_color;
+void main() { gl_Position = mvp * vec4(in_pos, 1.0); v_color = in_color; }
+"""
+_FRAGMENT_SHADER = """
+#version 330
+in vec3 v_color;
+out vec4 f_color;
+void main() { f_color = vec4(v_color, 1.0); }
+"""
+
+
+def opengl_mvp(camera: PerspectiveCamera, near: float = 1.0, far: float = 1000.0) -> np.ndarray:
+    """Model-view-projection matrix reproducing ``camera`` in OpenGL clip space."""
+    view = np.eye(4)
+    # facesym's camera frame is x right, y down, z forward; OpenGL's eye frame is y up, z back.
+    rot = np.diag([1.0, -1.0, -1.0]) @ camera.rotation(torch.float64).numpy()
+    view[:3, :3] = rot
+    view[:3, 3] = -rot @ np.asarray(camera.eye)
+    f = 1.0 / math.tan(math.radians(camera.fov_deg) / 2.0)
+    proj = np.zeros((4, 4))
+    proj[0, 0] = f * camera.height / camera.width
+    proj[1, 1] = f
+    proj[2, 2] = (far + near) / (near - far)
+    proj[2, 3] = 2.0 * far * near / (near - far)
+    proj[3, 2] = -1.0
+    return proj @ view
+
+
+class ModernglPeer:
+    """Headless OpenGL (Mesa llvmpipe via EGL) Gouraud renderer of per-vertex colours."""
+
+    def __init__(self, triangles: np.ndarray, num_vertices: int, camera: PerspectiveCamera):
+        import moderngl
+
+        self.ctx = moderngl.create_standalone_context(backend="egl")
+        self.renderer = self.ctx.info["GL_RENDERER"]
+        self.camera = camera
+        prog = self.ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
+        prog["mvp"].write(opengl_mvp(camera).T.astype("f4").tobytes())  # column-major
+        self.positions = self.ctx.buffer(reserve=num_vertices * 12, dynamic=True)
+        self.colors = self.ctx.buffer(reserve=num_vertices * 12, dynamic=True)
+        index = self.ctx.buffer(triangles.astype("u4").tobytes())
+        self.vao = self.ctx.vertex_array(prog, [(self.positions, "3f", "in_pos"),
+                                                (self.colors, "3f", "in_color")], index)
+        self.fbo = self.ctx.simple_framebuffer((camera.width, camera.height), components=3)
+        self.ctx.enable(moderngl.DEPTH_TEST)
+
+    def render(self, vertices: np.ndarray, colors: np.ndarray) -> np.ndarray:
+        """Images [B, H, W, 3] uint8 of posed vertices [B, V, 3] with colours [B, V, 3]."""
+        out = np.empty((len(vertices), self.camera.height, self.camera.width, 3), np.uint8)
+        self.fbo.use()
+        for i in range(len(vertices)):
+            self.positions.write(vertices[i].astype("f4").tobytes())
+            self.colors.write(colors[i].astype("f4").tobytes())
+            self.fbo.clear(*BACKGROUND, 1.0, depth=1.0)
+            self.vao.render()
+            pixels = np.frombuffer(self.fbo.read(components=3, alignment=1), np.uint8)
+            out[i] = pixels.reshape(self.camera.height, self.camera.width, 3)[::-1]
+        return out
+
+
+def make_moderngl_peer(triangles: np.ndarray, num_vertices: int, camera: PerspectiveCamera
+                       ) -> ModernglPeer | None:
+    """The OpenGL peer, or None (with the reason printed) when it cannot run here."""
+    try:
+        return ModernglPeer(triangles, num_vertices, camera)
+    except Exception as err:  # ImportError, or no EGL display/driver
+        print(f"moderngl peer: not available ({type(err).__name__}: {err})")
+        return None
+
+
 def posed_batch(vertices: np.ndarray, batch: int, seed: int = 0) -> torch.Tensor:
     """``batch`` copies of the mesh with small random head poses (yaw/pitch/roll)."""
     rng = np.random.default_rng(seed)
@@ -206,19 +287,31 @@ def main() -> None:
     rows.append(("facesym torch", args.batch, seconds))
     seconds = time_call(lambda: facesym("torch", cull=True), args.repeats)
     rows.append(("facesym torch (cull)", args.batch, seconds))
+    ours = facesym("torch").numpy()
 
-    colors = lambert(albedo, vertex_normals(vertices, triangles), torch.tensor(LIGHT_DIR),
-                     AMBIENT, DIFFUSE).double().numpy()
+    def shaded_colors() -> np.ndarray:
+        normals = vertex_normals(vertices, triangles)
+        return lambert(albedo, normals, torch.tensor(LIGHT_DIR), AMBIENT, DIFFUSE).numpy()
+
+    verts_posed = vertices.numpy()
+    peers = {}
+    gl_peer = make_moderngl_peer(tris_np, len(verts_np), camera)
+    if gl_peer is not None:
+        name = "moderngl llvmpipe (peer)"
+        seconds = time_call(lambda: gl_peer.render(verts_posed, shaded_colors()), args.repeats)
+        rows.append((name, args.batch, seconds))
+        peers[name] = gl_peer.render(verts_posed, shaded_colors())
+        print(f"moderngl peer renderer: {gl_peer.renderer}")
+
     peer_n = min(args.peer_images, args.batch)
-    verts_posed = vertices.double().numpy()
 
-    def peer() -> list[np.ndarray]:
-        return [numpy_loop_render(verts_posed[i], tris_np, colors[i], camera)
-                for i in range(peer_n)]
+    def numpy_peer() -> np.ndarray:
+        colors = shaded_colors().astype(np.float64)
+        return np.stack([numpy_loop_render(verts_posed[i].astype(np.float64), tris_np,
+                                           colors[i], camera) for i in range(peer_n)])
 
-    peer_images = peer()
     start = time.perf_counter()
-    peer()
+    peers["numpy loop (peer)"] = numpy_peer()
     rows.append(("numpy loop (peer)", peer_n, time.perf_counter() - start))
 
     if kaolin_available() and torch.cuda.is_available():
@@ -228,19 +321,28 @@ def main() -> None:
     else:
         print("kaolin backend: not available (kaolin not importable or no CUDA device)")
 
-    ours = facesym("torch").numpy()
-    mismatch = np.mean(np.any(ours[:peer_n] != np.stack(peer_images), axis=-1))
-    rates = {name: n / s for name, n, s in rows}
-    print(f"\n{'renderer':<24}{'images':>8}{'seconds':>10}{'images/s':>12}{'vs peer':>10}")
-    for name, n, s in rows:
-        ratio = rates[name] / rates["numpy loop (peer)"]
-        print(f"{name:<24}{n:>8}{s:>10.3f}{rates[name]:>12.1f}{ratio:>9.0f}x")
-    print(f"\npixels differing from the peer (first {peer_n} images): {100 * mismatch:.3f}%")
+    print_table(rows, ours, peers)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak_mib:.0f} MiB")
     if args.png:
         save_png(ours[0], args.png)
         print(f"wrote {args.png}")
+
+
+def print_table(rows: list[tuple[str, int, float]], ours: np.ndarray,
+                peers: dict[str, np.ndarray]) -> None:
+    """Throughput table, facesym-vs-peer ratios and pixel agreement with each peer."""
+    rates = {name: n / s for name, n, s in rows}
+    print(f"\n{'renderer':<26}{'images':>7}{'seconds':>10}{'images/s':>11}")
+    for name, n, s in rows:
+        print(f"{name:<26}{n:>7}{s:>10.3f}{rates[name]:>11.1f}")
+    print()
+    for name, images in peers.items():
+        differ = np.any(ours[: len(images)] != images, axis=-1)
+        off_by = np.abs(ours[: len(images)].astype(int) - images).max(axis=-1)
+        print(f"facesym torch / {name}: {rates['facesym torch'] / rates[name]:.2f}x; pixels "
+              f"differing: {100 * differ.mean():.3f}% (by > 2 levels: "
+              f"{100 * (off_by > 2).mean():.3f}%)")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ rule classify:
     params:
         cfg=stage_config(config, "classify"),
         entry=lambda wc: zoo_entry(wc.classifier, ZOO),
-        cache=CACHE,
+        cache=lambda wildcards, input: os.path.dirname(input.weights),
     wildcard_constraints:
         classifier="[A-Za-z0-9_.-]+",
     log:

@@ -7,7 +7,7 @@ rule face_model:
         model=f"{RESULTS}/face_model/{config['face_model']['name']}.npz",
     params:
         cfg=stage_config(config, "face_model"),
-        cache=CACHE,
+        cache=lambda wildcards, input: os.path.dirname(input.stamp),
     log:
         f"{RESULTS}/logs/face_model.log",
     benchmark:

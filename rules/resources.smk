@@ -4,7 +4,7 @@ rule fetch_resource:
     output:
         stamp=f"{CACHE}/{{rid}}.verified.json",
     params:
-        cache=CACHE,
+        cache=lambda wildcards, output: os.path.dirname(output.stamp),
         mirror=MIRROR,
     log:
         f"{RESULTS}/logs/fetch_{{rid}}.log",

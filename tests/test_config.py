@@ -66,3 +66,10 @@ def test_stage_digest_changes_only_with_its_keys():
     b = validate_config({"stats": {"alpha": 0.01}})
     assert digest(stage_config(a, "render")) == digest(stage_config(b, "render"))
     assert digest(stage_config(a, "stats")) != digest(stage_config(b, "stats"))
+
+
+def test_command_line_strings_are_parsed_back():
+    cfg = validate_config({"stats": {"alpha": "0.01"}, "render": {"size": "96"}})
+    assert cfg["stats"]["alpha"] == 0.01 and cfg["render"]["size"] == 96
+    with pytest.raises(ConfigError, match="config key stats.alpha"):
+        validate_config({"stats": {"alpha": "small"}})

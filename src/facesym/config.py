@@ -36,12 +36,28 @@ def _fill_defaults(value: Any, schema: dict, root: dict) -> Any:
         for part in ref:
             target = target[part]
         schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    if isinstance(value, str) and schema.get("type") in ("number", "integer", "boolean", "array"):
+        value = _coerce_cli_string(value, schema["type"])
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        value = [_fill_defaults(v, schema["items"], root) for v in value]
     if isinstance(value, dict) and "properties" in schema:
         for key, sub in schema["properties"].items():
             if key not in value and "default" in sub:
                 value[key] = copy.deepcopy(sub["default"])
             if key in value:
                 value[key] = _fill_defaults(value[key], sub, root)
+    return value
+
+
+def _coerce_cli_string(value: str, wanted: str) -> Any:
+    """Snakemake's ``--config a={b: 0.1}`` leaves nested values as strings: parse them back."""
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    ok = {"number": (int, float), "integer": (int,), "boolean": (bool,), "array": (list,)}
+    if isinstance(parsed, ok[wanted]) and not (wanted != "boolean" and isinstance(parsed, bool)):
+        return parsed
     return value
 
 

@@ -51,14 +51,16 @@ def _interpolate_colors(
     """Blend per-vertex colours [B, V, 3] over the drawn pixels; background elsewhere."""
     batch, num_vertices, _ = colors.shape
     height, width = triangle_id.shape[1:]
-    image = background.expand(batch * height * width, 3).clone()
+    image = background.expand(batch * height * width, 3).contiguous()
     flat_id = triangle_id.reshape(-1)
     hit = (flat_id >= 0).nonzero().squeeze(1)
     image_of_pixel = hit // (height * width)
-    corner_vertex = triangles[flat_id[hit]] + (image_of_pixel * num_vertices).unsqueeze(1)
-    corner_color = colors.reshape(-1, 3)[corner_vertex]  # [P, 3 corners, 3 channels]
-    weights = barycentrics.reshape(-1, 3)[hit].unsqueeze(-1)
-    image[hit] = (corner_color * weights).sum(1)
+    corner_vertex = triangles.index_select(0, flat_id.index_select(0, hit))  # [P, 3]
+    corner_vertex += (image_of_pixel * num_vertices).unsqueeze(1)
+    corner_color = colors.reshape(-1, 3).index_select(0, corner_vertex.view(-1))
+    weights = barycentrics.reshape(-1, 3).index_select(0, hit)  # [P, 3]
+    blended = torch.bmm(weights.unsqueeze(1), corner_color.view(-1, 3, 3)).squeeze(1)
+    image.index_copy_(0, hit, blended)
     return image.view(batch, height, width, 3)
 
 

@@ -180,9 +180,14 @@ def _setup_faces(
 
 def _plane(faces: _Faces, row: int, part: slice, drow: torch.Tensor, dcol: torch.Tensor
            ) -> torch.Tensor:
-    """Affine quantity ``row`` of the triangles in ``part`` over their candidate grids."""
-    start = faces.base[row, part, None] + drow * faces.step_row[row, part, None]  # [n, rows]
-    return torch.addcmul(start.unsqueeze(2), dcol, faces.step_col[row, part, None, None])
+    """Affine quantity ``row`` of the triangles in ``part`` over their [n, rows, cols] grids."""
+    values = faces.base[row, part, None]
+    if drow.numel() > 1:
+        values = torch.addcmul(values, drow, faces.step_row[row, part, None])
+    values = values.unsqueeze(2)
+    if dcol.numel() > 1:
+        values = torch.addcmul(values, dcol, faces.step_col[row, part, None, None])
+    return values
 
 
 def _splat_part(
@@ -224,18 +229,23 @@ def _resolve(
     triangle_id = torch.full_like(keys, -1)
     barycentrics = torch.zeros(keys.shape + (3,), dtype=faces.base.dtype, device=keys.device)
     hit = (keys >= 0).nonzero().squeeze(1)
-    global_id = _LOW_MASK - (keys[hit] & _LOW_MASK)
-    triangle_id[hit] = global_id % num_faces
-    winner = faces.slot[global_id]
+    global_id = _LOW_MASK - (keys.index_select(0, hit) & _LOW_MASK)
+    triangle_id.index_copy_(0, hit, global_id % num_faces)
+    winner = faces.slot.index_select(0, global_id)
+
+    def at_winner(values: torch.Tensor) -> torch.Tensor:
+        return values.index_select(0, winner)
+
     pixel = hit % (height * width)
-    dtype = faces.base.dtype
-    dcol = (pixel % width - faces.col0[winner]).to(dtype)
-    drow = (pixel // width - faces.row0[winner]).to(dtype)
-    base = faces.base[:3, winner]
-    lam = (base + dcol * faces.step_col[:3, winner] + drow * faces.step_row[:3, winner])
-    weights = lam.clamp_min_(0.0) * faces.inv_depth[:, winner]  # [3, P]
-    weights /= weights.sum(0, keepdim=True).clamp_min_(1e-30)
-    barycentrics[hit] = weights.T
+    dcol = (pixel % width - at_winner(faces.col0)).to(faces.base.dtype)
+    drow = (pixel // width - at_winner(faces.row0)).to(faces.base.dtype)
+    weights = torch.empty(hit.numel(), 3, dtype=faces.base.dtype, device=keys.device)
+    for i in range(3):
+        lam = at_winner(faces.base[i]).addcmul_(dcol, at_winner(faces.step_col[i]))
+        lam.addcmul_(drow, at_winner(faces.step_row[i])).clamp_min_(0.0)
+        torch.mul(lam, at_winner(faces.inv_depth[i]), out=weights[:, i])
+    weights /= weights.sum(1, keepdim=True).clamp_min_(1e-30)
+    barycentrics.index_copy_(0, hit, weights)
     return triangle_id.view(-1, height, width), barycentrics.view(-1, height, width, 3)
 
 

@@ -1,0 +1,90 @@
+"""Statistics on data with known effects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from facesym.classifiers.base import CANONICAL_LABELS
+from facesym.stats import (
+    correct,
+    effect_tests,
+    intended_probability,
+    paired_test,
+    summary_markdown,
+    summary_table,
+)
+
+
+def make_cube(rng, drop: dict[str, float], n_per: int = 20) -> xr.Dataset:
+    """A classifier cube whose intended-class probability drops by ``drop[side]`` at a = 1."""
+    emotions = ["happiness", "surprise", "neutral"]
+    n = n_per * len(emotions)
+    sides, strengths = ["left", "right", "control"], [0.0, 0.5, 1.0]
+    base = rng.uniform(0.5, 0.9, size=n)
+    prob = np.full((n, 3, 3, 7), np.nan, dtype=np.float32)
+    emo = [emotions[i % 3] for i in range(n)]
+    for s, side in enumerate(sides):
+        for a, strength in enumerate(strengths):
+            p = base - drop[side] * strength + rng.normal(0, 0.02, n) * strength
+            p[np.array(emo) == "neutral"] = base[np.array(emo) == "neutral"]
+            rest = (1 - p) / 6
+            prob[:, s, a, :] = rest[:, None]
+            for i, e in enumerate(emo):
+                prob[i, s, a, CANONICAL_LABELS.index(e)] = p[i]
+    return xr.Dataset({"prob": (("face", "side", "strength", "label"), prob),
+                       "emotion": ("face", emo)},
+                      coords={"face": np.arange(n), "side": sides, "strength": strengths,
+                              "label": list(CANONICAL_LABELS)})
+
+
+def test_intended_probability_picks_the_emotion_column(rng):
+    cube = make_cube(rng, {"left": 0.2, "right": 0.2, "control": 0.1})
+    p = intended_probability(cube["prob"], cube["emotion"])
+    assert p.dims == ("face", "side", "strength")
+    i = 1  # surprise
+    assert p.values[i, 0, 0] == cube["prob"].values[i, 0, 0, CANONICAL_LABELS.index("surprise")]
+
+
+def test_effects_detected_and_nulls_not(rng):
+    cube = make_cube(rng, {"left": 0.3, "right": 0.0, "control": 0.0})
+    tests = effect_tests({"clf": cube}, alpha=0.05, correction="holm")
+    sig = tests["significant"].sel(classifier="clf")
+    assert bool(sig.sel(emotion="happiness", comparison="left"))
+    assert bool(sig.sel(emotion="happiness", comparison="left_vs_control"))
+    assert not bool(sig.sel(emotion="happiness", comparison="right"))
+    assert float(tests["mean_diff"].sel(classifier="clf", emotion="happiness",
+                                        comparison="left")) == pytest.approx(-0.3, abs=0.02)
+    # neutral faces do not change at all: no test, reported as such
+    neutral = tests.sel(classifier="clf", emotion="neutral", comparison="left")
+    assert np.isnan(float(neutral["p"])) and float(neutral["frac_zero"]) == 1.0
+    assert tests.attrs["family_size"] == 2 * 5
+
+
+def test_paired_test_dz_and_bca():
+    d = np.array([-0.1, -0.2, -0.15, -0.05, -0.12, -0.3, -0.08, -0.11])
+    row = paired_test(d, np.full(8, 0.8))
+    assert row["d_z"] == pytest.approx(d.mean() / d.std(ddof=1))
+    assert row["ci_low"] < d.mean() < row["ci_high"]
+    assert row["rbc"] == pytest.approx(-1.0)
+    assert row["p"] == pytest.approx(2 / 2**8)  # exact: all signs negative
+
+
+def test_holm_matches_definition():
+    p = np.array([0.01, 0.04, 0.03, np.nan, 0.005])
+    reject, adj = correct(p, 0.05, "holm")
+    expected = {4: 0.02, 0: 0.03, 2: 0.06, 1: 0.06}
+    for i, v in expected.items():
+        assert adj[i] == pytest.approx(v)
+    assert np.isnan(adj[3]) and not reject[3]
+    assert reject.tolist() == [True, False, False, False, True]
+
+
+def test_summary_table_and_markdown(rng):
+    cube = make_cube(rng, {"left": 0.3, "right": 0.3, "control": 0.1})
+    tests = effect_tests({"a": cube, "b": cube}, 0.05, "holm")
+    df = summary_table(tests)
+    assert len(df) == 2 * 3 * 5
+    md = summary_markdown(df, 0.05, "holm")
+    assert "| a | 4 of 4 |" in md and md.count("\n| a |") == 15 + 1

