@@ -20,9 +20,13 @@ include: "rules/scenes.smk"
 include: "rules/render.smk"
 include: "rules/classify.smk"
 include: "rules/stats.smk"
+include: "rules/manipulation.smk"
+include: "rules/contact_sheet.smk"
 
 
 rule all:
     input:
         STATS_OUTPUTS,
+        rules.manipulation_check.output,
+        rules.contact_sheet.output,
     default_target: True

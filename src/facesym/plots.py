@@ -54,3 +54,33 @@ def dose_response_figure(cubes: Mapping[str, xr.Dataset], out: str | Path,
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+
+
+def confusion_figure(confusion: xr.DataArray, out: str | Path) -> None:
+    """One row-normalised confusion matrix per classifier (a = 0 renders)."""
+    names = [str(n) for n in confusion["classifier"].values]
+    ncol = min(4, len(names))
+    nrow = int(np.ceil(len(names) / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 3.3 * nrow), squeeze=False)
+    emotions = [str(e) for e in confusion["emotion"].values]
+    predicted = [str(p) for p in confusion["predicted"].values]
+    for ax, name in zip(axes.flat, names, strict=False):
+        m = confusion.sel(classifier=name).values
+        ax.imshow(m, vmin=0, vmax=1, cmap="Blues")
+        for (r, c), v in np.ndenumerate(m):
+            if v > 0:
+                ax.text(c, r, f"{v:.1f}".lstrip("0"), ha="center", va="center", fontsize=7,
+                        color="white" if v > 0.6 else "black")
+        ax.set_xticks(range(len(predicted)), [p[:4] for p in predicted], rotation=90,
+                      fontsize=8)
+        ax.set_yticks(range(len(emotions)), [e[:4] for e in emotions], fontsize=8)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("predicted", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("rendered emotion", fontsize=8)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle("Manipulation check: predictions on untouched (a = 0) renders", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

@@ -175,3 +175,44 @@ def summary_markdown(df: pd.DataFrame, alpha: float, correction: str) -> str:
                 cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def manipulation_check(cubes: Mapping[str, xr.Dataset]) -> pd.DataFrame:
+    """Per classifier × emotion on the untouched (a = 0) renders: how often the intended emotion
+    is the top class (recognition rate) and its mean probability."""
+    rows = []
+    for name, ds in cubes.items():
+        prob = ds["prob"].sel(strength=0.0).isel(side=0).load()  # a = 0: every side is the same
+        emotion = np.array([str(e) for e in ds["emotion"].values])
+        labels = np.array([str(x) for x in prob["label"].values])
+        top = labels[np.nanargmax(prob.values, axis=-1)]
+        p_int = intended_probability(prob, ds["emotion"]).values
+        for emo in dict.fromkeys(emotion):
+            sel = emotion == emo
+            rows.append({"classifier": name, "emotion": emo, "n": int(sel.sum()),
+                         "recognition_rate": float((top[sel] == emo).mean()),
+                         "mean_p_intended": float(p_int[sel].mean()),
+                         "most_common_prediction": pd.Series(top[sel]).mode().iloc[0]})
+        rows.append({"classifier": name, "emotion": "all", "n": len(emotion),
+                     "recognition_rate": float((top == emotion).mean()),
+                     "mean_p_intended": float(p_int.mean()), "most_common_prediction": ""})
+    return pd.DataFrame(rows)
+
+
+def confusion_matrices(cubes: Mapping[str, xr.Dataset]) -> xr.DataArray:
+    """Row-normalised confusion[classifier, emotion, predicted] on the a = 0 renders."""
+    names = list(cubes)
+    first = cubes[names[0]]
+    emotions = list(dict.fromkeys(str(e) for e in first["emotion"].values))
+    out = np.zeros((len(names), len(emotions), len(CANONICAL_LABELS)))
+    for i, name in enumerate(names):
+        ds = cubes[name]
+        prob = ds["prob"].sel(strength=0.0).isel(side=0).values
+        top = np.nanargmax(prob, axis=-1)
+        emotion = np.array([str(e) for e in ds["emotion"].values])
+        for j, emo in enumerate(emotions):
+            counts = np.bincount(top[emotion == emo], minlength=len(CANONICAL_LABELS))
+            out[i, j] = counts / max(1, counts.sum())
+    return xr.DataArray(out, dims=("classifier", "emotion", "predicted"),
+                        coords={"classifier": names, "emotion": emotions,
+                                "predicted": list(CANONICAL_LABELS)})

@@ -41,31 +41,34 @@ def project_points(points: torch.Tensor, camera: PerspectiveCamera) -> torch.Ten
     return pixel_xy
 
 
-def _interpolate_colors(
+def _to_uint8(rgb: torch.Tensor) -> torch.Tensor:
+    """Colours in 0..1 (clamped) to uint8 0..255, rounding to nearest."""
+    return (rgb.clamp(0.0, 1.0) * 255.0).round_().to(torch.uint8)
+
+
+def _shade_pixels(
     colors: torch.Tensor,
     triangles: torch.Tensor,
     triangle_id: torch.Tensor,
     barycentrics: torch.Tensor,
     background: torch.Tensor,
 ) -> torch.Tensor:
-    """Blend per-vertex colours [B, V, 3] over the drawn pixels; background elsewhere."""
+    """uint8 images [B, H, W, 3]: per-vertex colours [B, V, 3] blended over drawn pixels."""
     batch, num_vertices, _ = colors.shape
     height, width = triangle_id.shape[1:]
-    image = background.expand(batch * height * width, 3).contiguous()
+    image = _to_uint8(background).expand(batch * height * width, 3).contiguous()
     flat_id = triangle_id.reshape(-1)
     hit = (flat_id >= 0).nonzero().squeeze(1)
     image_of_pixel = hit // (height * width)
     corner_vertex = triangles.index_select(0, flat_id.index_select(0, hit))  # [P, 3]
     corner_vertex += (image_of_pixel * num_vertices).unsqueeze(1)
-    corner_color = colors.reshape(-1, 3).index_select(0, corner_vertex.view(-1))
+    corner_color = colors.reshape(-1, 3).index_select(0, corner_vertex.view(-1)).view(-1, 3, 3)
     weights = barycentrics.reshape(-1, 3).index_select(0, hit)  # [P, 3]
-    blended = torch.bmm(weights.unsqueeze(1), corner_color.view(-1, 3, 3)).squeeze(1)
-    image.index_copy_(0, hit, blended)
+    blended = corner_color[:, 0] * weights[:, 0:1]
+    blended.addcmul_(corner_color[:, 1], weights[:, 1:2])
+    blended.addcmul_(corner_color[:, 2], weights[:, 2:3])
+    image.index_copy_(0, hit, _to_uint8(blended))
     return image.view(batch, height, width, 3)
-
-
-def _to_uint8(image: torch.Tensor) -> torch.Tensor:
-    return (image.clamp(0.0, 1.0) * 255.0).round_().to(torch.uint8)
 
 
 def render_batch(
@@ -86,7 +89,7 @@ def render_batch(
     Args:
         vertices: [B, V, 3] world coordinates (cm), already posed.
         triangles: [F, 3] vertex indices (counter-clockwise seen from outside).
-        albedo: [B or 1, V, 3] per-vertex RGB in 0..1.
+        albedo: [B or 1, V, 3] (or [V, 3]) per-vertex RGB in 0..1.
         camera: the camera; its width/height set the image size.
         light_dir: [3] or [B, 3] world direction towards the directional light.
         ambient, diffuse: Lambert weights, scalars or [B].
@@ -103,6 +106,8 @@ def render_batch(
     vertices = vertices.to(device=device, dtype=torch.float32)
     triangles = triangles.to(device=device, dtype=torch.int64)
     albedo = albedo.to(device=device, dtype=torch.float32)
+    if albedo.ndim == 2:
+        albedo = albedo.unsqueeze(0)
     light = torch.as_tensor(light_dir, dtype=torch.float32, device=device)
     background = torch.as_tensor(background_rgb, dtype=torch.float32, device=device).reshape(1, 3)
 
@@ -111,5 +116,4 @@ def render_batch(
                                           camera.width, cull_backfaces=cull_backfaces)
     colors = lambert(albedo, vertex_normals(vertices, triangles), light, ambient, diffuse)
     colors = colors.expand(vertices.shape[0], -1, -1)
-    image = _interpolate_colors(colors, triangles, triangle_id, barycentrics, background)
-    return _to_uint8(image)
+    return _shade_pixels(colors, triangles, triangle_id, barycentrics, background)

@@ -75,7 +75,7 @@ def rasterize(
         rel = corners_xy[:, :, 1:] - corners_xy[:, :, :1]
         area2 = rel[..., 0, 0] * rel[..., 1, 1] - rel[..., 0, 1] * rel[..., 1, 0]
         valid &= area2 < 0
-    inv_depth = torch.where(valid.unsqueeze(-1), 1.0 / corners_z, torch.ones_like(corners_z))
+    inv_depth = torch.where(valid.unsqueeze(-1), 1.0 / corners_z, torch.zeros_like(corners_z))
     image = torch.where(valid[..., None, None], image, torch.zeros_like(image))
     features = torch.diag_embed(inv_depth)  # [B, F, 3, 3]: corner i carries e_i / depth_i
     interpolated, face_idx = kaolin.render.mesh.rasterize(

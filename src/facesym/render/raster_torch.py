@@ -2,7 +2,7 @@
 
 Outline:
 
-1. per triangle (all images of the batch at once): the range of pixel centres its bounding
+1. per triangle (for a group of images at once): the range of pixel centres its bounding
    box covers, and the affine screen-space coefficients of its three barycentrics and of
    1/depth (both are exactly affine in pixel coordinates);
 2. triangles are bucketed by bounding-box size (rows x cols, padded to 1, 2, 3, 4, 6, 8, 12,
@@ -200,34 +200,41 @@ def _splat_part(
     outside = _plane(faces, 0, part, drow, dcol) < -INSIDE_TOLERANCE
     outside |= _plane(faces, 1, part, drow, dcol) < -INSIDE_TOLERANCE
     outside |= _plane(faces, 2, part, drow, dcol) < -INSIDE_TOLERANCE
-    if rows > 4 or cols > 4:  # buckets of sizes 1..4 are exact, larger ones are padded
+    padded = rows > 4 or cols > 4  # buckets of sizes 1..4 are exact, larger ones are padded
+    if padded:
         outside |= drow_i[None, :, None] >= faces.nrows[part, None, None]
         outside |= dcol_i >= faces.ncols[part, None, None]
     # For positive floats the IEEE bit pattern read as an integer grows with the value.
-    bits = _plane(faces, 3, part, drow, dcol).view(torch.int32).long()
-    keys = (bits << 32).bitwise_or_((_LOW_MASK - faces.global_id[part])[:, None, None])
-    keys.masked_fill_(outside, -1)
+    keys = _plane(faces, 3, part, drow, dcol).view(torch.int32).long()
+    keys <<= 32
+    keys |= (_LOW_MASK - faces.global_id[part])[:, None, None]
+    keys.masked_fill_(outside, -1)  # -1 never wins amax, so its pixel index may be any slot
     pixels = (faces.pixel0[part, None] + drow_i * width).unsqueeze(2) + dcol_i
-    pixels.masked_fill_(outside, zbuffer.numel() - 1)  # the last slot is a dump
+    if padded:  # padding may run past the last pixel
+        pixels.clamp_max_(zbuffer.numel() - 1)
     zbuffer.scatter_reduce_(0, pixels.view(-1), keys.view(-1), "amax")
 
 
 def _splat_all(faces: _Faces, num_pixels: int, width: int, max_candidates: int) -> torch.Tensor:
     """Depth-resolved packed keys [num_pixels] (-1 where nothing is drawn)."""
-    zbuffer = torch.full((num_pixels + 1,), -1, dtype=torch.int64, device=faces.base.device)
+    zbuffer = torch.full((num_pixels,), -1, dtype=torch.int64, device=faces.base.device)
     for start, stop, rows, cols in faces.buckets:
         step = max(1, max_candidates // (rows * cols))
         for first in range(start, stop, step):
             _splat_part(zbuffer, faces, slice(first, min(stop, first + step)), rows, cols, width)
-    return zbuffer[:-1]
+    return zbuffer
 
 
 def _resolve(
-    keys: torch.Tensor, faces: _Faces, num_faces: int, height: int, width: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Triangle ids [n, H, W] and perspective-correct barycentrics [n, H, W, 3] from keys."""
-    triangle_id = torch.full_like(keys, -1)
-    barycentrics = torch.zeros(keys.shape + (3,), dtype=faces.base.dtype, device=keys.device)
+    keys: torch.Tensor,
+    faces: _Faces,
+    num_faces: int,
+    height: int,
+    width: int,
+    triangle_id: torch.Tensor,
+    barycentrics: torch.Tensor,
+) -> None:
+    """Write triangle ids [P] and perspective-correct barycentrics [P, 3] for keys [P]."""
     hit = (keys >= 0).nonzero().squeeze(1)
     global_id = _LOW_MASK - (keys.index_select(0, hit) & _LOW_MASK)
     triangle_id.index_copy_(0, hit, global_id % num_faces)
@@ -236,9 +243,9 @@ def _resolve(
     def at_winner(values: torch.Tensor) -> torch.Tensor:
         return values.index_select(0, winner)
 
-    pixel = hit % (height * width)
-    dcol = (pixel % width - at_winner(faces.col0)).to(faces.base.dtype)
-    drow = (pixel // width - at_winner(faces.row0)).to(faces.base.dtype)
+    image_pixel = hit % (height * width)
+    dcol = (image_pixel % width - at_winner(faces.col0)).to(faces.base.dtype)
+    drow = (image_pixel // width - at_winner(faces.row0)).to(faces.base.dtype)
     weights = torch.empty(hit.numel(), 3, dtype=faces.base.dtype, device=keys.device)
     for i in range(3):
         lam = at_winner(faces.base[i]).addcmul_(dcol, at_winner(faces.step_col[i]))
@@ -246,7 +253,6 @@ def _resolve(
         torch.mul(lam, at_winner(faces.inv_depth[i]), out=weights[:, i])
     weights /= weights.sum(1, keepdim=True).clamp_min_(1e-30)
     barycentrics.index_copy_(0, hit, weights)
-    return triangle_id.view(-1, height, width), barycentrics.view(-1, height, width, 3)
 
 
 def rasterize(
@@ -269,7 +275,9 @@ def rasterize(
         height, width: image size in pixels.
         cull_backfaces: drop triangles that are clockwise as seen by the camera (front faces
             are counter-clockwise, the OpenGL convention).
-        max_candidates, max_faces: memory bounds (candidate pixels / triangles at once).
+        max_candidates: candidate pixels evaluated at once (bounds temporary memory).
+        max_faces: images are processed in groups of about this many triangles (at least one
+            image per group); smaller groups also stay in cache better.
 
     Returns:
         triangle_id [B, H, W] int64 (-1 = background; on exact depth ties the lowest index)
@@ -282,14 +290,14 @@ def rasterize(
     if batch == 0 or num_faces == 0:
         return (torch.full((batch, height, width), -1, dtype=torch.int64, device=depth.device),
                 torch.zeros((batch, height, width, 3), device=depth.device))
+    triangle_id = torch.full((batch, height, width), -1, dtype=torch.int64, device=depth.device)
+    barycentrics = torch.zeros((batch, height, width, 3), device=depth.device)
     images_per_chunk = max(1, max_faces // num_faces)
-    ids, barys = [], []
     for start in range(0, batch, images_per_chunk):
         stop = min(batch, start + images_per_chunk)
         faces = _setup_faces(pixel_xy[start:stop], depth[start:stop], triangles,
                              height, width, cull_backfaces)
         keys = _splat_all(faces, (stop - start) * height * width, width, max_candidates)
-        triangle_id, barycentrics = _resolve(keys, faces, num_faces, height, width)
-        ids.append(triangle_id)
-        barys.append(barycentrics)
-    return torch.cat(ids), torch.cat(barys)
+        _resolve(keys, faces, num_faces, height, width, triangle_id[start:stop].view(-1),
+                 barycentrics[start:stop].view(-1, 3))
+    return triangle_id, barycentrics

@@ -77,100 +77,139 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(n, start + size))
 
 
-def render_study(model: FaceModel, scenes: xr.Dataset, cfg: Mapping, out: str | Path,
-                 attrs: Mapping, progress: bool = True,
-                 log: Callable[[str], None] | None = None) -> None:
-    """Render the whole design into the Zarr cube ``out`` (streamed face by face)."""
-    rcfg, icfg = cfg["render"], cfg["intervention"]
-    sides = list(icfg["sides"])
-    strengths = [float(a) for a in icfg["strengths"]]
-    size = int(rcfg["size"])
-    n_faces = scenes.sizes["face"]
-    device = rcfg["device"]
+@dataclass
+class RenderedFaces:
+    """Images and measures of a batch of faces over the (side, strength) design."""
 
-    landmarks = model.landmarks
-    pivot = torch.as_tensor(model.template[landmarks].mean(0), dtype=torch.float32)
-    camera = frontal_camera(rcfg["distance_cm"], rcfg["fov_deg"], size,
-                            target=tuple(float(c) for c in pivot))
-    triangles = torch.as_tensor(model.triangles)
-    amasks = appearance_masks(model)
-    hemi = intervention_masks(model, icfg["mask_width_cm"])
+    images: np.ndarray  # (B, S, A, H, W, 3) uint8
+    landmarks_2d: np.ndarray  # (B, S, A, 68, 2)
+    face_box: np.ndarray  # (B, S, A, 4)
+    asym_2d: np.ndarray  # (B, S, A)
+    asym_3d: np.ndarray
+    asym_rms_3d: np.ndarray
+    expression_norm: np.ndarray
 
+
+class StudyRenderer:
+    """Everything that is the same for every face of a study: camera, appearance, masks."""
+
+    def __init__(self, model: FaceModel, cfg: Mapping) -> None:
+        self.model = model
+        self.rcfg, self.icfg = cfg["render"], cfg["intervention"]
+        self.sides = list(self.icfg["sides"])
+        self.strengths = [float(a) for a in self.icfg["strengths"]]
+        self.size = int(self.rcfg["size"])
+        self.pivot = torch.as_tensor(model.template[model.landmarks].mean(0), dtype=torch.float32)
+        self.camera = frontal_camera(self.rcfg["distance_cm"], self.rcfg["fov_deg"], self.size,
+                                     target=tuple(float(c) for c in self.pivot))
+        self.triangles = torch.as_tensor(model.triangles)
+        self.appearance = appearance_masks(model)
+        self.hemi = intervention_masks(model, self.icfg["mask_width_cm"])
+
+    def render(self, identity: np.ndarray, weights: np.ndarray, scene: Mapping[str, np.ndarray]
+               ) -> RenderedFaces:
+        """Render B faces: identity (B, K), expression weights (B, E), scene values (B,) each."""
+        model, landmarks = self.model, self.model.landmarks
+        ns, na, nb = len(self.sides), len(self.strengths), len(identity)
+        verts, refs, meas = [], [], []
+        for f in range(nb):
+            fm = face_meshes(model, identity[f], weights[f], self.sides, self.strengths,
+                             self.icfg, self.hemi)
+            args = (float(scene["yaw"][f]), float(scene["pitch"][f]), float(scene["roll"][f]),
+                    self.pivot, float(scene["camera_distance_offset"][f]))
+            verts.append(pose_vertices(torch.as_tensor(fm.vertices), *args))
+            refs.append(pose_vertices(torch.as_tensor(fm.neutral[landmarks]), *args))
+            meas.append(fm)
+        v = torch.stack(verts).reshape(-1, model.n_vertices, 3)
+        rep = ns * na
+        ambient = torch.as_tensor(np.asarray(scene["ambient"]), dtype=torch.float32)
+        light = light_direction(np.asarray(scene["light_azimuth"]),
+                                np.asarray(scene["light_elevation"]))
+        images = render_batch(
+            v, self.triangles,
+            torch.as_tensor(vertex_albedo(self.appearance, np.asarray(scene["skin_tone"]))
+                            ).repeat_interleave(rep, 0),
+            self.camera,
+            light_dir=torch.as_tensor(light, dtype=torch.float32).repeat_interleave(rep, 0),
+            ambient=ambient.repeat_interleave(rep, 0),
+            diffuse=(1.0 - ambient).repeat_interleave(rep, 0),
+            background_rgb=BACKGROUND_RGB, backend=self.rcfg["backend"],
+            device=self.rcfg["device"],
+        ).cpu().numpy()
+        lm = project_points(v[:, landmarks], self.camera).reshape(nb, ns, na, -1, 2).numpy()
+        lm_ref = project_points(torch.stack(refs), self.camera).numpy()[:, None, None]
+        return RenderedFaces(
+            images=images.reshape(nb, ns, na, self.size, self.size, 3),
+            landmarks_2d=lm.astype(np.float32),
+            face_box=np.concatenate([lm.min(axis=-2), lm.max(axis=-2)], axis=-1
+                                    ).astype(np.float32),
+            asym_2d=asymmetry_2d(lm, lm_ref).astype(np.float32),
+            **{name: np.stack([getattr(m, name) for m in meas]).astype(np.float32)
+               for name in ("asym_3d", "asym_rms_3d", "expression_norm")},
+        )
+
+    def camera_attrs(self) -> dict:
+        """Camera and background facts for provenance."""
+        return {"camera": repr(self.camera), "background_rgb": list(BACKGROUND_RGB),
+                "fov_deg": float(self.rcfg["fov_deg"]), "image_size": self.size,
+                "focal_px": float(self.camera.focal_px)}
+
+
+SCENE_VARS = ("yaw", "pitch", "roll", "camera_distance_offset", "ambient", "light_azimuth",
+              "light_elevation", "skin_tone")
+MEASURES = {
+    "asym_3d": "3D asymmetry index of the expression displacement (0 symmetric, 1 one-sided)",
+    "asym_rms_3d": "RMS of the antisymmetric expression displacement (model units)",
+    "asym_2d": "2D asymmetry index of the 68 projected landmarks' displacement",
+    "expression_norm": "mean |expression displacement| over face vertices (model units)",
+}
+
+
+def _open_writer(out: str | Path, scenes: xr.Dataset, r: StudyRenderer) -> CubeWriter:
+    size, ns, na = r.size, len(r.sides), len(r.strengths)
     writer = CubeWriter(out, coords={
-        "face": scenes["face"].values, "side": sides, "strength": strengths,
+        "face": scenes["face"].values, "side": r.sides, "strength": r.strengths,
         "y": np.arange(size), "x": np.arange(size), "channel": ["R", "G", "B"],
-        "landmark": np.arange(len(landmarks)), "box": ["x0", "y0", "x1", "y1"],
+        "landmark": np.arange(len(r.model.landmarks)), "box": ["x0", "y0", "x1", "y1"],
+        "xy": ["x", "y"],
     })
-    ns, na = len(sides), len(strengths)
-    writer.add_variable("image", ("face", "side", "strength", "y", "x", "channel"), np.uint8,
+    per_image = ("face", "side", "strength")
+    writer.add_variable("image", (*per_image, "y", "x", "channel"), np.uint8,
                         chunks=(1, ns, na, size, size, 3),
                         attrs={"description": "rendered RGB image"})
-    per_image = ("face", "side", "strength")
-    for name, desc in (
-        ("asym_3d", "3D asymmetry index of the expression displacement (0 symmetric, 1 one-sided)"),
-        ("asym_rms_3d", f"RMS of the antisymmetric expression displacement ({model.units})"),
-        ("asym_2d", "2D asymmetry index of the 68 projected landmarks' displacement"),
-        ("expression_norm", f"mean |expression displacement| over face vertices ({model.units})"),
-    ):
+    for name, desc in MEASURES.items():
         writer.add_variable(name, per_image, np.float32, attrs={"description": desc})
-    writer.add_coord("xy", ["x", "y"])
     writer.add_variable("landmarks_2d", (*per_image, "landmark", "xy"), np.float32,
                         attrs={"description": "68 landmark pixel coordinates (x right, y down)"})
     writer.add_variable("face_box", (*per_image, "box"), np.float32,
                         attrs={"description": "landmark bounding box in pixels"})
     writer.add_variable("emotion", ("face",), np.dtypes.StringDType(), fill_value="")
     writer.write("emotion", (slice(None),), scenes["emotion"].values)
+    return writer
 
-    emotions = scenes["emotion"].values
-    weights = scenes["expression_weight"].values
-    identity = scenes["identity"].values
-    light = light_direction(scenes["light_azimuth"].values, scenes["light_elevation"].values)
-    albedo_all = vertex_albedo(amasks, scenes["skin_tone"].values)
-    batch_faces = max(1, int(rcfg["batch_size"]) // (ns * na))
+
+def render_study(model: FaceModel, scenes: xr.Dataset, cfg: Mapping, out: str | Path,
+                 attrs: Mapping, progress: bool = True,
+                 log: Callable[[str], None] | None = None) -> None:
+    """Render the whole design into the Zarr cube ``out`` (streamed in face batches)."""
+    r = StudyRenderer(model, cfg)
+    n_faces = scenes.sizes["face"]
+    writer = _open_writer(out, scenes, r)
+    values = {k: scenes[k].values for k in SCENE_VARS}
+    weights, identity = scenes["expression_weight"].values, scenes["identity"].values
+    batch_faces = max(1, int(r.rcfg["batch_size"]) // (len(r.sides) * len(r.strengths)))
     try:
-        bar = tqdm(total=n_faces, desc="render", unit="face", disable=not progress)
-        for chunk in _chunks(n_faces, batch_faces):
-            verts, refs, meas = [], [], []
-            for f in range(chunk.start, chunk.stop):
-                fm = face_meshes(model, identity[f], weights[f], sides, strengths, icfg, hemi)
-                s = scenes.isel(face=f)
-                args = (float(s["yaw"]), float(s["pitch"]), float(s["roll"]), pivot,
-                        float(s["camera_distance_offset"]))
-                verts.append(pose_vertices(torch.as_tensor(fm.vertices), *args))
-                refs.append(pose_vertices(torch.as_tensor(fm.neutral[landmarks]), *args))
-                meas.append(fm)
-            v = torch.stack(verts).reshape(-1, model.n_vertices, 3)
-            nb = len(verts)
-            rep = ns * na
-            images = render_batch(
-                v, triangles,
-                torch.as_tensor(albedo_all[chunk]).repeat_interleave(rep, 0),
-                camera,
-                light_dir=torch.as_tensor(light[chunk], dtype=torch.float32
-                                          ).repeat_interleave(rep, 0),
-                ambient=torch.as_tensor(scenes["ambient"].values[chunk], dtype=torch.float32
-                                        ).repeat_interleave(rep, 0),
-                diffuse=torch.as_tensor(1.0 - scenes["ambient"].values[chunk],
-                                        dtype=torch.float32).repeat_interleave(rep, 0),
-                background_rgb=BACKGROUND_RGB, backend=rcfg["backend"], device=device,
-            ).cpu().numpy()
-            lm = project_points(v[:, landmarks], camera).reshape(nb, ns, na, -1, 2).numpy()
-            lm_ref = project_points(torch.stack(refs), camera).numpy()[:, None, None]
-            box = np.concatenate([lm.min(axis=-2), lm.max(axis=-2)], axis=-1)
-            writer.write("image", (chunk,), images.reshape(nb, ns, na, size, size, 3))
-            writer.write("landmarks_2d", (chunk,), lm.astype(np.float32))
-            writer.write("face_box", (chunk,), box.astype(np.float32))
-            writer.write("asym_2d", (chunk,), asymmetry_2d(lm, lm_ref).astype(np.float32))
-            for name in ("asym_3d", "asym_rms_3d", "expression_norm"):
-                writer.write(name, (chunk,),
-                             np.stack([getattr(m, name) for m in meas]).astype(np.float32))
-            bar.update(nb)
-            if log:
-                log(f"rendered faces {chunk.start}..{chunk.stop - 1} ({emotions[chunk][0]}...)")
-        bar.close()
-        writer.close({**attrs, "camera": repr(camera), "background_rgb": list(BACKGROUND_RGB),
-                      "fov_deg": float(rcfg["fov_deg"]), "image_size": size,
-                      "focal_px": float(camera.focal_px)})
+        with tqdm(total=n_faces, desc="render", unit="face", disable=not progress) as bar:
+            for chunk in _chunks(n_faces, batch_faces):
+                res = r.render(identity[chunk], weights[chunk],
+                               {k: v[chunk] for k, v in values.items()})
+                for name in ("images", "landmarks_2d", "face_box", *MEASURES):
+                    writer.write("image" if name == "images" else name, (chunk,),
+                                 getattr(res, name))
+                bar.update(chunk.stop - chunk.start)
+                if log:
+                    log(f"rendered faces {chunk.start}..{chunk.stop - 1} of {n_faces}")
+        writer.close({**attrs, **r.camera_attrs()})
     except BaseException:
         writer.abort()
         raise

@@ -1,0 +1,21 @@
+rule contact_sheet:
+    """A PNG of emotions x sides x strengths for chosen identities, to look at what the
+    intervention does."""
+    input:
+        model=rules.face_model.output.model,
+        scenes=rules.scenes.output.scenes,
+    output:
+        sheet=f"{RESULTS}/contact_sheet.png",
+    params:
+        cfg=stage_config(config, "render"),
+        faces=config["contact_sheet"]["faces"],
+    log:
+        f"{RESULTS}/logs/contact_sheet.log",
+    conda:
+        "../envs/render.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    threads: 2
+    script:
+        "../scripts/contact_sheet.py"

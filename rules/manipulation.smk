@@ -1,0 +1,21 @@
+rule manipulation_check:
+    """How often each classifier recognises the intended emotion on the untouched (a = 0)
+    renders, its mean intended-class probability, and the confusion matrices."""
+    input:
+        cubes=expand(f"{RESULTS}/classify/{{classifier}}.zarr", classifier=CLASSIFIERS),
+    output:
+        csv=f"{RESULTS}/stats/manipulation_check.csv",
+        md=f"{RESULTS}/stats/manipulation_check.md",
+        figure=f"{RESULTS}/stats/confusion.png",
+    params:
+        classifiers=CLASSIFIERS,
+    log:
+        f"{RESULTS}/logs/manipulation_check.log",
+    conda:
+        "../envs/core.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    threads: 1
+    script:
+        "../scripts/manipulation_check.py"

@@ -1,0 +1,15 @@
+"""Snakemake entry point: the contact sheet PNG."""
+
+from facesym.contact_sheet import contact_sheet
+from facesym.cubes import open_cube
+from facesym.facemodel.base import FaceModel
+from facesym.logs import logged
+
+smk = snakemake  # noqa: F821
+with logged(smk.log[0]) as log:
+    model = FaceModel.load(smk.input.model)
+    scenes = open_cube(smk.input.scenes).load()
+    scores = contact_sheet(model, scenes, smk.config, smk.params.faces, smk.output.sheet)
+    for face, s in scores.items():
+        log.info("%s asymmetry at max strength (emotion x side): %s", face,
+                 s[:, :, -1].round(3).tolist())

@@ -1,0 +1,22 @@
+"""Snakemake entry point: manipulation check table and confusion figure."""
+
+from facesym.cubes import open_cube
+from facesym.logs import logged
+from facesym.plots import confusion_figure
+from facesym.stats import confusion_matrices, manipulation_check
+
+smk = snakemake  # noqa: F821
+with logged(smk.log[0]) as log:
+    cubes = {name: open_cube(path) for name, path in
+             zip(smk.params.classifiers, smk.input.cubes, strict=True)}
+    table = manipulation_check(cubes)
+    table.to_csv(smk.output.csv, index=False, float_format="%.4f")
+    wide = table.pivot(index="emotion", columns="classifier", values="recognition_rate")
+    with open(smk.output.md, "w") as fh:
+        fh.write("# Manipulation check (a = 0): recognition rate per emotion\n\n")
+        fh.write(wide.to_markdown(floatfmt=".2f") + "\n\n")
+        fh.write("## Mean intended-class probability\n\n")
+        fh.write(table.pivot(index="emotion", columns="classifier", values="mean_p_intended")
+                 .to_markdown(floatfmt=".3f") + "\n")
+    confusion_figure(confusion_matrices(cubes), smk.output.figure)
+    log.info("manipulation check: %s", table[table.emotion == "all"].to_dict("records"))
