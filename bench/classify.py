@@ -1,0 +1,86 @@
+"""Classifier throughput against a compute ceiling measured on this machine, in the same run.
+
+For each zoo classifier: images/s at batch 64 for the network alone (preprocessed input) and for
+the whole adapter (crop, resize, normalise, forward, softmax). The peer is a ceiling derived in
+the same run: the model's FLOPs per image (torch's FlopCounterMode) divided into the float32
+matmul FLOP/s this machine sustains (a 2048² GEMM on the same threads). ratio = measured /
+ceiling, i.e. the fraction of peak GEMM throughput the port reaches.
+
+    .venv/bin/python bench/classify.py [--batch 64] [--repeats 5] [--threads 2] [names...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from facesym.classifiers.base import preprocess
+from facesym.classifiers.zoo import load_classifier, load_zoo
+
+
+def best_time(fn, repeats: int) -> float:
+    """Best wall time of ``repeats`` calls after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def matmul_flops_per_s(n: int = 2048, repeats: int = 5) -> float:
+    """Sustained float32 GEMM FLOP/s (2·n³ per product)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / best_time(lambda: a @ b, repeats)
+
+
+def model_flops(module: torch.nn.Module, x: torch.Tensor) -> float:
+    """FLOPs of one forward pass per image (convolutions, matmuls) by torch's counter."""
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        module(x)
+    return counter.get_total_flops() / x.shape[0]
+
+
+def main() -> None:
+    """Print a throughput table for the chosen classifiers."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="*")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    zoo = load_zoo()
+    names = args.names or list(zoo)
+    peak = matmul_flops_per_s()
+    print(f"float32 GEMM peak (2048², {args.threads} threads): {peak / 1e9:.1f} GFLOP/s")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(args.batch, 224, 224, 3), dtype=np.uint8)
+    boxes = np.tile(np.array([[50.0, 60.0, 170.0, 190.0]], np.float32), (args.batch, 1))
+    header = (f"{'classifier':<18}{'MFLOP/img':>10}{'ceiling img/s':>15}{'net img/s':>11}"
+              f"{'ratio':>8}{'adapter img/s':>15}")
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        try:
+            clf = load_classifier(name, zoo)
+        except (FileNotFoundError, KeyError, RuntimeError, ValueError) as err:
+            print(f"{name:<18}unavailable: {err}")
+            continue
+        x = preprocess(images, boxes, clf.spec)
+        flops = model_flops(clf.module, x)
+        ceiling = peak / flops
+        net = args.batch / best_time(lambda c=clf, t=x: c.forward(t), args.repeats)
+        full = args.batch / best_time(lambda c=clf: c.predict(images, boxes, args.batch),
+                                      args.repeats)
+        print(f"{name:<18}{flops / 1e6:>10.1f}{ceiling:>15.0f}{net:>11.0f}{net / ceiling:>8.2f}"
+              f"{full:>15.0f}")
+
+
+if __name__ == "__main__":
+    main()
