@@ -95,7 +95,7 @@ def render_batch(
         ambient, diffuse: Lambert weights, scalars or [B].
         background_rgb: RGB in 0..1 where no triangle is drawn.
         backend: rasteriser name, see ``get_rasterizer``.
-        device: where to compute ('cuda' for kaolin).
+        device: where to compute and return the images (kaolin always rasterises on CUDA).
         cull_backfaces: skip triangles facing away from the camera (faster for closed meshes,
             wrong for open ones such as a mouth socket seen through the lips).
 

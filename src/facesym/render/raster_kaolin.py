@@ -20,11 +20,10 @@ import torch
 from facesym.render.raster_torch import NEAR_DEPTH
 
 INSTALL_HINT = (
-    "kaolin is not importable. It needs an NVIDIA GPU with CUDA and a wheel matching your "
-    "torch/CUDA versions: pip install kaolin -f "
-    "https://nvidia-kaolin.s3.us-east-2.amazonaws.com/torch-<TORCH_VER>_cu<CUDA_VER>.html "
-    "(see https://kaolin.readthedocs.io/en/latest/notes/installation.html), "
-    "or use backend='torch'."
+    "kaolin is not importable. It needs an NVIDIA GPU with CUDA and the kaolin wheel built "
+    "for your torch and CUDA versions: pip install kaolin==<version> -f <NVIDIA's wheel index "
+    "for torch-<TORCH_VER>_cu<CUDA_VER>>, as described at "
+    "https://kaolin.readthedocs.io/en/latest/notes/installation.html; or use backend='torch'."
 )
 
 
@@ -62,9 +61,12 @@ def rasterize(
     """Same contract as ``facesym.render.raster_torch.rasterize``, computed by kaolin.
 
     ``kaolin_backend`` is passed to kaolin ('cuda', 'nvdiffrast' or 'nvdiffrast_fwd').
-    Inputs should live on a CUDA device.
+    Inputs not on a CUDA device are moved to the current one and the results moved back.
     """
     kaolin = _import_kaolin()
+    home = pixel_xy.device
+    if home.type != "cuda":
+        pixel_xy, depth = pixel_xy.to("cuda"), depth.to("cuda")
     triangles = triangles.to(device=pixel_xy.device, dtype=torch.int64)
     corners_xy = pixel_xy.float()[:, triangles]  # [B, F, 3, 2]
     corners_z = depth.float()[:, triangles]  # [B, F, 3]
@@ -85,4 +87,5 @@ def rasterize(
     hit = (face_idx >= 0).unsqueeze(-1)
     bary = interpolated.clamp_min(0.0)
     bary = bary / bary.sum(-1, keepdim=True).clamp_min(1e-30)
-    return face_idx, torch.where(hit, bary, torch.zeros_like(bary))
+    bary = torch.where(hit, bary, torch.zeros_like(bary))
+    return face_idx.to(home), bary.to(home)
