@@ -65,3 +65,16 @@ def test_provenance_attrs_are_complete_and_serialisable(tmp_path):
     assert "numpy" in json.loads(attrs["libraries"])
     assert isinstance(attrs["git_dirty"], bool)
     xr.Dataset(attrs=attrs).to_zarr(tmp_path / "p.zarr", zarr_format=3, consolidated=False)
+
+
+def test_plain_xarray_opens_without_warnings(tmp_path):
+    path = tmp_path / "c.zarr"
+    write_dataset(xr.Dataset({"v": ("face", np.arange(2.0))}, coords={"face": [0, 1]}), path,
+                  {"stage": "t"})
+    (path / ".snakemake_timestamp").touch()  # what Snakemake leaves in directory outputs
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = xr.open_zarr(path)
+        assert ds["v"].dims == ("face",) and ds.attrs["stage"] == "t"

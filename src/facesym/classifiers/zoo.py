@@ -26,9 +26,16 @@ def _load_faceapi(path: Path) -> torch.nn.Module:
     return load_faceapi_expression(path)
 
 
+def _load_networkv2(path: Path) -> torch.nn.Module:
+    from facesym.classifiers.networkv2 import load_networkv2
+
+    return load_networkv2(path)
+
+
 READERS: dict[str, Callable[[Path], torch.nn.Module]] = {
     "keras_hdf5": _load_keras,
     "tfjs_faceapi": _load_faceapi,
+    "networkv2": _load_networkv2,
 }
 
 
