@@ -88,3 +88,16 @@ def test_summary_table_and_markdown(rng):
     assert len(df) == 2 * 3 * 5
     md = summary_markdown(df, 0.05, "holm")
     assert "| a | 4 of 4 |" in md and md.count("\n| a |") == 15 + 1
+
+
+def test_manipulation_check_and_confusion(rng):
+    from facesym.stats import confusion_matrices, manipulation_check
+
+    cube = make_cube(rng, {"left": 0.3, "right": 0.3, "control": 0.1})
+    table = manipulation_check({"clf": cube})
+    # make_cube puts ≥ 0.5 on the intended class at a = 0: everything is recognised
+    assert (table["recognition_rate"] == 1.0).all()
+    assert set(table["emotion"]) == {"happiness", "surprise", "neutral", "all"}
+    conf = confusion_matrices({"clf": cube})
+    np.testing.assert_allclose(conf.sum("predicted").values, 1.0)
+    assert float(conf.sel(classifier="clf", emotion="surprise", predicted="surprise")) == 1.0
