@@ -149,4 +149,9 @@ def open_cube(path: str | Path) -> xr.Dataset:
     path = Path(path)
     if not (path / "zarr.json").is_file():
         raise FileNotFoundError(f"not a finished facesym Zarr store: {path}")
-    return xr.open_zarr(path, consolidated=True, zarr_format=3)
+    try:
+        return xr.open_zarr(path, consolidated=True, zarr_format=3)
+    except (ValueError, KeyError):  # a store written without consolidated metadata
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*snakemake_timestamp.*")
+            return xr.open_zarr(path, consolidated=False, zarr_format=3)
