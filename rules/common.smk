@@ -45,3 +45,14 @@ def resource_stamp(rid):
 def classifier_stamp(wildcards):
     """Stamp of the resource holding a classifier's weights."""
     return resource_stamp(zoo_entry(wildcards.classifier, ZOO)["weights"]["resource"])
+
+
+def face_model_inputs(wildcards):
+    """ICT comes from its verified resource; FLAME is the user's own file (and landmarks)."""
+    fm = config["face_model"]
+    if fm["name"] == "flame":
+        files = {"flame": fm["flame"]["path"]}
+        if isinstance(fm["flame"]["landmarks"], str):
+            files["landmarks"] = fm["flame"]["landmarks"]
+        return files
+    return {"stamp": resource_stamp("ict_facekit")}

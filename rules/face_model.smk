@@ -2,12 +2,12 @@ rule face_model:
     """Load the morphable face model's source files, triangulate, pair mirror vertices and cache
     it as one compact array file."""
     input:
-        stamp=resource_stamp("ict_facekit"),
+        unpack(face_model_inputs),
     output:
         model=f"{RESULTS}/face_model/{config['face_model']['name']}.npz",
     params:
         cfg=stage_config(config, "face_model"),
-        cache=lambda wildcards, input: os.path.dirname(input.stamp),
+        cache=CACHE,
     log:
         f"{RESULTS}/logs/face_model.log",
     benchmark:

@@ -73,3 +73,11 @@ def test_command_line_strings_are_parsed_back():
     assert cfg["stats"]["alpha"] == 0.01 and cfg["render"]["size"] == 96
     with pytest.raises(ConfigError, match="config key stats.alpha"):
         validate_config({"stats": {"alpha": "small"}})
+
+
+def test_flame_needs_path_and_landmarks():
+    with pytest.raises(ConfigError, match="config key face_model.flame.path: required"):
+        validate_config({"face_model": {"name": "flame"}})
+    cfg = validate_config({"face_model": {"name": "flame",
+                                          "flame": {"path": "x.pkl", "landmarks": "l.npy"}}})
+    assert cfg["face_model"]["flame"]["expression_modes"] == 50

@@ -132,6 +132,14 @@ def _check_semantics(cfg: dict) -> None:
                     f"config key expressions.prototypes.{emotion}: unknown action unit {au!r} "
                     f"(allowed values: {', '.join(sorted(aus))})"
                 )
+    fm = cfg["face_model"]
+    if fm["name"] == "flame":
+        for key in ("path", "landmarks"):
+            if fm["flame"].get(key) in (None, ""):
+                raise ConfigError(
+                    f"config key face_model.flame.{key}: required when face_model.name is flame "
+                    "(FLAME is bring-your-own: point it at your file)"
+                )
     strengths = cfg["intervention"]["strengths"]
     if 0 not in strengths:
         raise ConfigError(

@@ -41,7 +41,8 @@ def face_meshes(model: FaceModel, beta: np.ndarray, weights: np.ndarray,
                 sides: list[str], strengths: list[float], intervention_cfg: Mapping,
                 masks: dict[str, np.ndarray]) -> FaceMeshes:
     """Meshes of one face for every (side, strength) of the design."""
-    groups = shape_groups(model, intervention_cfg["spared_shapes"])
+    groups = shape_groups(model, intervention_cfg["spared_shapes"],
+                          mode=intervention_cfg.get("mode", "split"))
     parts = displacement_parts(model, weights, groups)
     neutral = model.identity_mesh(beta) if beta.size else model.template.copy()
     disp = np.stack([np.stack([intervene(parts, s, a, masks) for a in strengths])
