@@ -3,13 +3,13 @@ rule classify:
     canonical label set (and its logits) as a Zarr cube."""
     input:
         renders=rules.render.output.renders,
-        weights=classifier_stamp,
+        weights=classifier_weights,
     output:
         cube=directory(f"{RESULTS}/classify/{{classifier}}.zarr"),
     params:
         cfg=stage_config(config, "classify"),
         entry=lambda wc: zoo_entry(wc.classifier, ZOO),
-        cache=lambda wildcards, input: os.path.dirname(input.weights),
+        cache=CACHE,
     wildcard_constraints:
         classifier="[A-Za-z0-9_.-]+",
     log:

@@ -4,7 +4,13 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from facesym.classifiers.zoo import load_zoo, zoo_entry
+from facesym.classifiers.zoo import (
+    check_user_weights,
+    is_user_supplied,
+    load_zoo,
+    user_weights_path,
+    zoo_entry,
+)
 from facesym.config import ConfigError, load_schema, stage_config, validate_config
 
 BASEDIR = Path(workflow.basedir)
@@ -16,13 +22,18 @@ except ConfigError as err:
 config.clear()
 config.update(_validated)
 
-ZOO = load_zoo(BASEDIR / "config" / "zoo.yaml")
+ZOO = load_zoo(BASEDIR / "config" / "zoo.yaml", BASEDIR / "config" / "zoo_byo_templates.yaml")
 for _name in config["classifiers"]:
     if _name not in ZOO:
         raise WorkflowError(
             f"config key classifiers: unknown classifier {_name!r} "
             f"(allowed values: {', '.join(sorted(ZOO))}; see config/zoo.yaml)"
         )
+    if is_user_supplied(ZOO[_name]):
+        try:
+            check_user_weights(_name, ZOO[_name])
+        except (FileNotFoundError, ValueError) as err:
+            raise WorkflowError(str(err)) from None
 
 STUDY = config["study"]
 RESULTS = f"results/{STUDY}"
@@ -42,9 +53,12 @@ def resource_stamp(rid):
     return f"{CACHE}/{rid}.verified.json"
 
 
-def classifier_stamp(wildcards):
-    """Stamp of the resource holding a classifier's weights."""
-    return resource_stamp(zoo_entry(wildcards.classifier, ZOO)["weights"]["resource"])
+def classifier_weights(wildcards):
+    """A classifier's weights: its resource's stamp, or the file the user supplied."""
+    entry = zoo_entry(wildcards.classifier, ZOO)
+    if is_user_supplied(entry):
+        return str(user_weights_path(entry))
+    return resource_stamp(entry["weights"]["resource"])
 
 
 def face_model_inputs(wildcards):

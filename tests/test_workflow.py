@@ -132,3 +132,11 @@ def test_lint_is_clean():
     proc = subprocess.run([*SNAKEMAKE, "--lint", "--snakefile", str(REPO / "Snakefile")],
                           capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_missing_user_classifier_file_is_named(study: Path):
+    proc = run_snakemake(study, "--dry-run", "--config",
+                         "classifiers=[hsemotion_enet_b0_8_best_afew]")
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "enet_b0_8_best_afew.onnx" in out and "set weights.path" in out

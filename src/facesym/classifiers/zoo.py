@@ -11,7 +11,9 @@ import yaml
 from facesym.classifiers.base import Classifier, InputSpec
 from facesym.resources import get_resource, resource_file
 
-ZOO_PATH = Path(__file__).resolve().parents[3] / "config" / "zoo.yaml"
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
+ZOO_PATH = CONFIG_DIR / "zoo.yaml"
+TEMPLATES_PATH = CONFIG_DIR / "zoo_byo_templates.yaml"
 
 
 def _load_keras(path: Path) -> torch.nn.Module:
@@ -39,12 +41,40 @@ READERS: dict[str, Callable[[Path], torch.nn.Module]] = {
 }
 
 
-def load_zoo(path: str | Path | None = None) -> dict[str, dict]:
-    """Read the zoo file into {name: entry}."""
+def load_zoo(path: str | Path | None = None, templates: str | Path | None = TEMPLATES_PATH
+             ) -> dict[str, dict]:
+    """Read the zoo into {name: entry}: the bring-your-own templates, then the zoo file on top.
+
+    Template entries are known by name, so selecting one whose file you have not supplied
+    stops with a message naming the file to supply.
+    """
     p = Path(path) if path is not None else ZOO_PATH
     if not p.is_file():
         raise FileNotFoundError(f"classifier zoo not found: {p}")
-    return yaml.safe_load(p.read_text())
+    zoo: dict[str, dict] = {}
+    if templates is not None and Path(templates).is_file():
+        zoo.update(yaml.safe_load(Path(templates).read_text()) or {})
+    zoo.update(yaml.safe_load(p.read_text()) or {})
+    return zoo
+
+
+def is_user_supplied(entry: Mapping) -> bool:
+    """Whether the entry's weights are a file the user supplies (not a declared resource)."""
+    return "path" in entry.get("weights", {})
+
+
+def user_weights_path(entry: Mapping) -> Path:
+    """Absolute path of a bring-your-own entry's weights (relative = to the repository)."""
+    path = Path(entry["weights"]["path"]).expanduser()
+    return path if path.is_absolute() else CONFIG_DIR.parent / path
+
+
+def check_user_weights(name: str, entry: Mapping) -> None:
+    """Raise FileNotFoundError naming the file (and what to supply) if it is missing."""
+    from facesym.classifiers.byo import check_user_file
+
+    what = entry.get("supply") or f"the {entry['format']} file of {name}"
+    check_user_file(user_weights_path(entry), what, name, entry["weights"].get("sha256"))
 
 
 def zoo_entry(name: str, zoo: Mapping[str, dict]) -> dict:
@@ -56,6 +86,11 @@ def zoo_entry(name: str, zoo: Mapping[str, dict]) -> dict:
 
 def weight_files(entry: Mapping) -> dict[str, str]:
     """{"<resource>/<member>": sha256} of every file the entry's reader reads."""
+    if is_user_supplied(entry):
+        from facesym.classifiers.byo import file_sha256
+
+        path = user_weights_path(entry)
+        return {str(path): file_sha256(path)}
     res = get_resource(entry["weights"]["resource"])
     files = [entry["weights"]["file"]]
     if entry["format"] == "tfjs_faceapi":
@@ -68,12 +103,20 @@ def load_classifier(name: str, zoo: Mapping[str, dict], cache_dir: str | Path | 
     """Fetch/verify the weights of zoo entry ``name`` and build its :class:`Classifier`."""
     entry = zoo_entry(name, zoo)
     fmt = entry["format"]
-    if fmt not in READERS:
-        raise ValueError(f"classifier {name}: unknown format {fmt!r}; "
-                         f"allowed: {', '.join(sorted(READERS))}")
-    w = entry["weights"]
-    path = resource_file(w["resource"], w["file"], cache_dir=cache_dir, mirror=mirror)
-    module = READERS[fmt](path).eval()
+    if is_user_supplied(entry):
+        from facesym.classifiers.byo import BYO_FORMATS, load_entry
+
+        if fmt not in BYO_FORMATS:
+            raise ValueError(f"classifier {name}: format {fmt!r} cannot read a user file; "
+                             f"allowed: {', '.join(BYO_FORMATS)}")
+        module = load_entry(name, entry, base_dir=CONFIG_DIR.parent).eval()
+    else:
+        if fmt not in READERS:
+            raise ValueError(f"classifier {name}: unknown format {fmt!r}; "
+                             f"allowed: {', '.join(sorted(READERS))}")
+        w = entry["weights"]
+        path = resource_file(w["resource"], w["file"], cache_dir=cache_dir, mirror=mirror)
+        module = READERS[fmt](path).eval()
     inp = entry["input"]
     spec = InputSpec(size=int(inp["size"]), colour=inp["colour"],
                      mean=tuple(float(v) for v in inp["mean"]),
