@@ -34,10 +34,17 @@ def _load_networkv2(path: Path) -> torch.nn.Module:
     return load_networkv2(path)
 
 
-READERS: dict[str, Callable[[Path], torch.nn.Module]] = {
+def _load_tflite(path: Path, emulate_hybrid: bool = False) -> torch.nn.Module:
+    from facesym.classifiers.tflite import load_tflite
+
+    return load_tflite(path, emulate_hybrid=emulate_hybrid)
+
+
+READERS: dict[str, Callable[..., torch.nn.Module]] = {
     "keras_hdf5": _load_keras,
     "tfjs_faceapi": _load_faceapi,
     "networkv2": _load_networkv2,
+    "tflite": _load_tflite,
 }
 
 
@@ -116,7 +123,8 @@ def load_classifier(name: str, zoo: Mapping[str, dict], cache_dir: str | Path | 
                              f"allowed: {', '.join(sorted(READERS))}")
         w = entry["weights"]
         path = resource_file(w["resource"], w["file"], cache_dir=cache_dir, mirror=mirror)
-        module = READERS[fmt](path).eval()
+        options = dict(entry.get("reader_options", {}))
+        module = READERS[fmt](path, **options).eval()
     inp = entry["input"]
     spec = InputSpec(size=int(inp["size"]), colour=inp["colour"],
                      mean=tuple(float(v) for v in inp["mean"]),
