@@ -214,4 +214,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
 
 def stage_config(cfg: Mapping, stage: str) -> dict:
     """The config subset that stage ``stage`` depends on."""
-    return select(cfg, STAGE_KEYS[stage])
+    out = select(cfg, STAGE_KEYS[stage])
+    if stage == "face_model" and out["face_model"]["name"] != "flame":
+        out["face_model"].pop("flame", None)  # FLAME settings do not affect an ICT model
+    return out
