@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facesym.classifiers.tf_padding import same_pad4
+
 __all__ = ["KerasGraphModule", "load_keras_hdf5", "SUPPORTED_LAYERS"]
 
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -73,23 +75,6 @@ def _pair(value: Any, what: str, layer: str) -> tuple[int, int]:
     if isinstance(value, Sequence) and len(value) == 2 and all(isinstance(v, int) for v in value):
         return (int(value[0]), int(value[1]))
     raise ValueError(f"layer {layer!r}: cannot read {what}={value!r} as two integers")
-
-
-def _same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    """TensorFlow 'same' padding (before, after) along one axis."""
-    effective = (kernel - 1) * dilation + 1
-    out = -(-size // stride)
-    total = max((out - 1) * stride + effective - size, 0)
-    return total // 2, total - total // 2
-
-
-def _tf_same_pad4(
-    x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int]
-) -> tuple[int, int, int, int]:
-    """F.pad order (left, right, top, bottom) for TF 'same' padding of an NCHW tensor."""
-    top, bottom = _same_pads(x.shape[2], kernel[0], stride[0], dilation[0])
-    left, right = _same_pads(x.shape[3], kernel[1], stride[1], dilation[1])
-    return left, right, top, bottom
 
 
 def _keras_axis_to_torch(axis: int, ndim: int, layer: str) -> int:
@@ -168,7 +153,7 @@ class _Conv(_Layer):
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
         pad: int | tuple[int, int] = 0
         if self.same:
-            left, right, top, bottom = _tf_same_pad4(x, self.kernel, self.stride, self.dilation)
+            left, right, top, bottom = same_pad4(x, self.kernel, self.stride, self.dilation)
             if left == right and top == bottom:
                 pad = (top, left)
             else:
@@ -244,7 +229,7 @@ class _Pool(_Layer):
         self.same = padding == "same"
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
-        pads = _tf_same_pad4(x, self.pool, self.stride, (1, 1)) if self.same else (0, 0, 0, 0)
+        pads = same_pad4(x, self.pool, self.stride, (1, 1)) if self.same else (0, 0, 0, 0)
         if self.kind == "max":
             if any(pads):
                 x = F.pad(x, pads, value=-math.inf)

@@ -43,6 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facesym.classifiers.tf_padding import same_pad4
+
 __all__ = [
     "FACEAPI_EXPRESSION_LABELS",
     "FACEAPI_MEAN_RGB",
@@ -209,14 +211,8 @@ def read_tfjs_weights(
 
 def _pad_same(x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
     """Zero-pad NCHW ``x`` like TensorFlow's ``padding='same'`` (extra pad at bottom/right)."""
-    pads: list[int] = []
-    for size in (x.shape[-1], x.shape[-2]):  # F.pad order: W (left, right), then H (top, bottom)
-        out = -(-size // stride)
-        total = max((out - 1) * stride + kernel - size, 0)
-        pads += [total // 2, total - total // 2]
-    if any(pads):
-        x = F.pad(x, pads)
-    return x
+    pads = same_pad4(x, (kernel, kernel), (stride, stride))
+    return F.pad(x, pads) if any(pads) else x
 
 
 class _SameConv(nn.Module):

@@ -61,6 +61,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from facesym.classifiers.tf_padding import same_pads
+
 __all__ = [
     "TFLiteGraph",
     "TFLiteModule",
@@ -425,14 +427,6 @@ def _nhwc_axis(axis: int) -> int:
     return (0, 2, 3, 1)[axis]
 
 
-def _same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    """TFLite SAME padding (before, after) along one axis."""
-    eff = (kernel - 1) * dilation + 1
-    out = -(-size // stride)
-    total = max((out - 1) * stride + eff - size, 0)
-    return total // 2, total - total // 2
-
-
 def _spatial_pads(
     x: torch.Tensor, padding: str, kernel: tuple[int, int], stride: tuple[int, int],
     dilation: tuple[int, int] = (1, 1),
@@ -442,8 +436,8 @@ def _spatial_pads(
         return (0, 0, 0, 0)
     if padding != "SAME":
         raise ValueError(f"unsupported padding {padding!r}")
-    top, bottom = _same_pads(x.shape[2], kernel[0], stride[0], dilation[0])
-    left, right = _same_pads(x.shape[3], kernel[1], stride[1], dilation[1])
+    top, bottom = same_pads(x.shape[2], kernel[0], stride[0], dilation[0])
+    left, right = same_pads(x.shape[3], kernel[1], stride[1], dilation[1])
     return (left, right, top, bottom)
 
 
