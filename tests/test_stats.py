@@ -101,3 +101,13 @@ def test_manipulation_check_and_confusion(rng):
     conf = confusion_matrices({"clf": cube})
     np.testing.assert_allclose(conf.sum("predicted").values, 1.0)
     assert float(conf.sel(classifier="clf", emotion="surprise", predicted="surprise")) == 1.0
+
+
+def test_headline_counts_signs(rng):
+    from facesym.stats import headline_counts
+
+    cube = make_cube(rng, {"left": 0.3, "right": 0.0, "control": 0.0})
+    head = headline_counts(summary_table(effect_tests({"c": cube}, 0.05, "holm")))
+    row = head.set_index("comparison")
+    assert row.loc["left", "lower"] == 2 and row.loc["right", "lower"] == 0
+    assert row.loc["left_vs_control", "lower"] == 2 and row.loc["left", "tested"] == 2

@@ -139,20 +139,42 @@ def summary_table(tests: xr.Dataset) -> pd.DataFrame:
     return df.sort_values(["classifier", "emotion", "comparison"]).reset_index(drop=True)
 
 
+def headline_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """Per comparison: how many tested classifier × emotion cells are significantly lower or
+    higher (the sign of the mean difference), and how many were tested."""
+    tested = df.dropna(subset=["p"])
+    rows = []
+    for comp, d in tested.groupby("comparison", sort=False):
+        sig = d["significant"].astype(bool)
+        rows.append({"comparison": comp, "lower": int((sig & (d["mean_diff"] < 0)).sum()),
+                     "higher": int((sig & (d["mean_diff"] > 0)).sum()), "tested": len(d),
+                     "mean_diff": float(d["mean_diff"].mean())})
+    order = {c: i for i, c in enumerate(["left", "right", "control", "left_vs_control",
+                                         "right_vs_control"])}
+    return pd.DataFrame(rows).sort_values("comparison", key=lambda c: c.map(order))
+
+
 def summary_markdown(df: pd.DataFrame, alpha: float, correction: str) -> str:
     """A compact Markdown summary: headline counts and the per-test table."""
     raw = df[df["comparison"].isin(["left", "right"])]
     tested = raw.dropna(subset=["p"])
     lower = tested[(tested["significant"]) & (tested["mean_diff"] < 0)]
     per_clf = lower.groupby("classifier").size().reindex(df["classifier"].unique(), fill_value=0)
+    head = headline_counts(df)
     lines = [
         "# Symmetry intervention: effect on intended-class probability",
         "",
         f"Wilcoxon signed-rank (pratt), two-sided, {correction} over {int(df['p'].notna().sum())}"
         f" tests, α = {alpha}. d = p(a=max) − p(0) for a side; for *_vs_control,"
-        " d = p_side(a=max) − p_control(a=max).",
+        " d = p_side(a=max) − p_control(a=max): one-sided vs symmetric loss of the same total"
+        " expression (negative = asymmetry itself lowers the output).",
         "",
         f"One-sided tests (left/right) with a significant drop: {len(lower)} of {len(tested)}.",
+        "",
+        "| comparison | significantly lower | significantly higher | tested | mean d |",
+        "|---|---|---|---|---|",
+        *[f"| {r.comparison} | {r.lower} | {r.higher} | {r.tested} | {r.mean_diff:+.3f} |"
+          for r in head.itertuples()],
         "",
         "| classifier | significant drops (left/right) |",
         "|---|---|",
@@ -169,8 +191,8 @@ def summary_markdown(df: pd.DataFrame, alpha: float, correction: str) -> str:
         for c in cols:
             v = r[c]
             if isinstance(v, float):
-                cells.append("–" if np.isnan(v) else (f"{v:.2e}" if c.startswith("p") and c !=
-                                                        "p_ref" and v < 1e-3 else f"{v:.3f}"))
+                small = c in ("p", "p_adj") and v < 1e-3
+                cells.append("–" if np.isnan(v) else (f"{v:.2e}" if small else f"{v:.3f}"))
             else:
                 cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")
