@@ -69,7 +69,7 @@ def confusion_figure(confusion: xr.DataArray, out: str | Path) -> None:
         ax.imshow(m, vmin=0, vmax=1, cmap="Blues")
         for (r, c), v in np.ndenumerate(m):
             if v > 0:
-                ax.text(c, r, f"{v:.1f}".lstrip("0"), ha="center", va="center", fontsize=7,
+                ax.text(c, r, f"{v:.2f}".lstrip("0"), ha="center", va="center", fontsize=6,
                         color="white" if v > 0.6 else "black")
         ax.set_xticks(range(len(predicted)), [p[:4] for p in predicted], rotation=90,
                       fontsize=8)
