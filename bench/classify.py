@@ -1,7 +1,8 @@
 """Classifier throughput against a compute ceiling measured on this machine, in the same run.
 
 For each zoo classifier: images/s at batch 64 for the network alone (preprocessed input) and for
-the whole adapter (crop, resize, normalise, forward, softmax). The peer is a ceiling derived in
+the whole adapter (crop, resize, normalise, forward, softmax), in the memory format the
+adapter uses (channels-last except for the TFLite hybrid emulation). The peer is a ceiling derived in
 the same run: the model's FLOPs per image (torch's FlopCounterMode) divided into the float32
 matmul FLOP/s this machine sustains (a 2048² GEMM on the same threads). ratio = measured /
 ceiling, i.e. the fraction of peak GEMM throughput the port reaches.
@@ -19,7 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from facesym.classifiers.base import preprocess
-from facesym.classifiers.zoo import load_classifier, load_zoo
+from facesym.classifiers.zoo import is_user_supplied, load_classifier, load_zoo
 
 
 def best_time(fn, repeats: int) -> float:
@@ -56,7 +57,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     zoo = load_zoo()
-    names = args.names or list(zoo)
+    # default: every classifier the pipeline can fetch (bring-your-own ones need your files)
+    names = args.names or [n for n, e in zoo.items() if not is_user_supplied(e)]
     peak = matmul_flops_per_s()
     print(f"float32 GEMM peak (2048², {args.threads} threads): {peak / 1e9:.1f} GFLOP/s")
     rng = np.random.default_rng(0)
@@ -72,7 +74,9 @@ def main() -> None:
         except (FileNotFoundError, KeyError, RuntimeError, ValueError) as err:
             print(f"{name:<18}unavailable: {err}")
             continue
-        x = preprocess(images, boxes, clf.spec)
+        fmt = torch.channels_last if clf.channels_last else torch.contiguous_format
+        clf.module.to(memory_format=fmt)
+        x = preprocess(images, boxes, clf.spec).contiguous(memory_format=fmt)
         flops = model_flops(clf.module, x)
         ceiling = peak / flops
         net = args.batch / best_time(lambda c=clf, t=x: c.forward(t), args.repeats)

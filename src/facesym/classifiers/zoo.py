@@ -130,5 +130,9 @@ def load_classifier(name: str, zoo: Mapping[str, dict], cache_dir: str | Path | 
                      mean=tuple(float(v) for v in inp["mean"]),
                      std=tuple(float(v) for v in inp["std"]),
                      margin=float(inp.get("margin", 0.2)), channels=int(inp.get("channels", 0)))
+    # The hybrid-int8 emulation of TFLite rounds layer inputs to int8: a different float
+    # summation order (channels-last kernels) flips some roundings, so it stays NCHW.
+    channels_last = bool(entry.get("channels_last", fmt != "tflite"))
     return Classifier(name=name, module=module, spec=spec, labels=tuple(entry["labels"]),
-                      output=entry.get("output", "softmax"), weights_sha256=weight_files(entry))
+                      output=entry.get("output", "softmax"), weights_sha256=weight_files(entry),
+                      channels_last=channels_last)
