@@ -5,7 +5,11 @@ rule contact_sheet:
         model=rules.face_model.output.model,
         scenes=rules.scenes.output.scenes,
     output:
-        sheet=f"{RESULTS}/contact_sheet.png",
+        sheet=report(
+            f"{RESULTS}/contact_sheet.png",
+            caption="../report/contact_sheet.rst",
+            category="Interventions",
+        ),
     params:
         cfg=stage_config(config, "render"),
         faces=config["contact_sheet"]["faces"],

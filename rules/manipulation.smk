@@ -6,7 +6,11 @@ rule manipulation_check:
     output:
         csv=f"{RESULTS}/stats/manipulation_check.csv",
         md=f"{RESULTS}/stats/manipulation_check.md",
-        figure=f"{RESULTS}/stats/confusion.png",
+        figure=report(
+            f"{RESULTS}/stats/confusion.png",
+            caption="../report/confusion.rst",
+            category="Manipulation check",
+        ),
     params:
         classifiers=CLASSIFIERS,
     log:

@@ -7,7 +7,11 @@ rule stats:
         tests=directory(f"{RESULTS}/stats/tests.zarr"),
         csv=f"{RESULTS}/stats/summary.csv",
         md=f"{RESULTS}/stats/summary.md",
-        figure=f"{RESULTS}/stats/dose_response.png",
+        figure=report(
+            f"{RESULTS}/stats/dose_response.png",
+            caption="../report/dose_response.rst",
+            category="Results",
+        ),
     params:
         cfg=stage_config(config, "stats"),
         classifiers=CLASSIFIERS,

@@ -1,5 +1,11 @@
 """Snakemake entry point: build the face model cache (ICT from its resource, or your FLAME)."""
 
+import sys
+from pathlib import Path
+
+# the package from this checkout, also inside per-rule conda envs that lack it
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
 from pathlib import Path
 
 from facesym.logs import logged

@@ -1,5 +1,11 @@
 """Snakemake entry point: run one classifier over the image cube."""
 
+import sys
+from pathlib import Path
+
+# the package from this checkout, also inside per-rule conda envs that lack it
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
 import torch
 
 from facesym.classifiers.zoo import load_classifier

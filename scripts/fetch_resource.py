@@ -1,5 +1,11 @@
 """Snakemake entry point: fetch and verify one declared resource."""
 
+import sys
+from pathlib import Path
+
+# the package from this checkout, also inside per-rule conda envs that lack it
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
 from facesym.logs import logged
 from facesym.resources import fetch_resource, write_stamp
 

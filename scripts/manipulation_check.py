@@ -1,5 +1,11 @@
 """Snakemake entry point: manipulation check table and confusion figure."""
 
+import sys
+from pathlib import Path
+
+# the package from this checkout, also inside per-rule conda envs that lack it
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
 from facesym.cubes import open_cube
 from facesym.logs import logged
 from facesym.plots import confusion_figure

@@ -1,5 +1,11 @@
 """Snakemake entry point: render the intervened faces into the image cube."""
 
+import sys
+from pathlib import Path
+
+# the package from this checkout, also inside per-rule conda envs that lack it
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
 import torch
 
 from facesym.cubes import open_cube

@@ -1,5 +1,11 @@
 """Snakemake entry point: sample the scene cube."""
 
+import sys
+from pathlib import Path
+
+# the package from this checkout, also inside per-rule conda envs that lack it
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
 from facesym.cubes import write_dataset
 from facesym.facemodel.base import FaceModel
 from facesym.logs import logged

@@ -1,5 +1,11 @@
 """Snakemake entry point: tests, summary table and dose-response figure."""
 
+import sys
+from pathlib import Path
+
+# the package from this checkout, also inside per-rule conda envs that lack it
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
+
 from facesym.cubes import open_cube, write_dataset
 from facesym.logs import logged
 from facesym.plots import dose_response_figure

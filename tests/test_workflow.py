@@ -140,3 +140,11 @@ def test_missing_user_classifier_file_is_named(study: Path):
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "enet_b0_8_best_afew.onnx" in out and "set weights.path" in out
+
+
+def test_snakemake_report_includes_figures(study: Path):
+    report = study / "report.html"
+    proc = run_snakemake(study, "--report", str(report))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-2000:]
+    text = report.read_text(errors="ignore")
+    assert "dose_response.png" in text and "contact_sheet.png" in text
