@@ -2,8 +2,9 @@
 
 For each zoo classifier: images/s at batch 64 for the network alone (preprocessed input) and for
 the whole adapter (crop, resize, normalise, forward, softmax), in the memory format the
-adapter uses (channels-last except for the TFLite hybrid emulation). The peer is a ceiling derived in
-the same run: the model's FLOPs per image (torch's FlopCounterMode) divided into the float32
+adapter uses (channels-last except for the TFLite hybrid emulation). The peer is a ceiling
+derived in the same run: the model's FLOPs per image (torch's FlopCounterMode) divided into the
+float32
 matmul FLOP/s this machine sustains (a 2048² GEMM on the same threads). ratio = measured /
 ceiling, i.e. the fraction of peak GEMM throughput the port reaches.
 
