@@ -78,3 +78,20 @@ def test_plain_xarray_opens_without_warnings(tmp_path):
         warnings.simplefilter("error")
         ds = xr.open_zarr(path)
         assert ds["v"].dims == ("face",) and ds.attrs["stage"] == "t"
+
+
+def test_stale_temp_of_a_killed_writer_is_removed(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    path = tmp_path / "c.zarr"
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(proc.stdout)  # a process that has exited
+    stale = tmp_path / f"c.zarr.tmp-{socket.gethostname()}-{dead_pid}"
+    stale.mkdir()
+    other_host = tmp_path / "c.zarr.tmp-elsewhere-1"
+    other_host.mkdir()
+    write_dataset(xr.Dataset({"v": ("x", np.arange(2))}), path, {})
+    assert not stale.exists() and other_host.exists() and path.exists()

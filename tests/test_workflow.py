@@ -148,3 +148,36 @@ def test_snakemake_report_includes_figures(study: Path):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-2000:]
     text = report.read_text(errors="ignore")
     assert "dose_response.png" in text and "contact_sheet.png" in text
+
+
+def test_killed_render_leaves_nothing_that_looks_complete(tmp_path: Path, cache_dir: Path):
+    """SIGKILL the workflow while it renders: no renders.zarr appears; a re-run finishes."""
+    import signal
+    import time
+
+    cfg = {**TINY, "study": "killed", "classifiers": ["mini_xception"],
+           "scenes": {"faces_per_emotion": 6, "emotions": ["happiness", "neutral"]},
+           "resources": {"cache_dir": str(cache_dir)}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(cfg))
+    res = tmp_path / "results" / "killed"
+    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(tmp_path / "tiny.yaml"), "--cores", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and not list(res.glob("renders.zarr.tmp-*")):
+            assert proc.poll() is None, "workflow ended before rendering started"
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert list(res.glob("renders.zarr.tmp-*")), "render never started"
+    assert not (res / "renders.zarr").exists()
+    # a hard kill leaves Snakemake's lock behind: what a user does is unlock, then re-run
+    unlock = subprocess.run([*cmd, "--unlock"], capture_output=True, text=True, timeout=300)
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert (res / "renders.zarr" / "zarr.json").is_file()
+    assert not list(res.glob("*.tmp-*")), "stale temporary stores left behind"

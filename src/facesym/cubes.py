@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,7 +36,33 @@ def _as_storable(values: Any) -> np.ndarray:
 
 def temp_path(path: Path) -> Path:
     """The temporary sibling a store is written to before it is published."""
-    return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    return path.with_name(f"{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete temporary siblings of ``path`` left by killed writers on this host.
+
+    A writer killed hard (SIGKILL, node failure) cannot clean up; its folder is recognised by
+    this host's name and a process id that no longer runs.
+    """
+    removed = []
+    prefix = f"{path.name}.tmp-{socket.gethostname()}-"
+    for tmp in path.parent.glob(f"{path.name}.tmp-*"):
+        pid = tmp.name.removeprefix(prefix)
+        if tmp.name.startswith(prefix) and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def publish(tmp: Path, path: Path) -> None:
@@ -74,6 +101,7 @@ def write_dataset(ds: xr.Dataset, path: str | Path, attrs: Mapping[str, Any]) ->
         if ds[name].dtype.kind in ("U", "O"):
             ds[name] = ds[name].astype(STRING_DTYPE)
     ds.attrs = {**ds.attrs, **attrs, "data_digest": data_digest(ds)}
+    remove_stale_temps(path)
     tmp = temp_path(path)
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -93,6 +121,7 @@ class CubeWriter:
 
     def __init__(self, path: str | Path, coords: Mapping[str, Sequence | np.ndarray]) -> None:
         self.path = Path(path)
+        remove_stale_temps(self.path)
         self.tmp = temp_path(self.path)
         if self.tmp.exists():
             shutil.rmtree(self.tmp)
