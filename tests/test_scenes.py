@@ -53,3 +53,37 @@ def test_seed_changes_draws(ict_model):
     cfg["seed"] = 7
     b = sample_scenes(cfg, ict_model)
     assert not np.array_equal(a["identity"].values, b["identity"].values)
+
+
+def test_editing_one_pose_angle_keeps_the_others_and_the_quantiles(ict_model):
+    from scipy import stats
+
+    base = _cfg(faces_per_emotion=2)
+    other = copy.deepcopy(base)
+    other["scenes"]["pose_deg"]["yaw"] = {"dist": "normal", "mean": 10.0, "sd": 6.0}
+    a, b = sample_scenes(base, ict_model), sample_scenes(other, ict_model)
+    np.testing.assert_array_equal(a["pitch"].values, b["pitch"].values)
+    np.testing.assert_array_equal(a["roll"].values, b["roll"].values)
+    # the same quantile of the new distribution
+    np.testing.assert_allclose(stats.norm.cdf(a["yaw"].values, 0, 3),
+                               stats.norm.cdf(b["yaw"].values, 10, 6), atol=1e-12)
+
+
+def test_distribution_families(ict_model):
+    cfg = _cfg(faces_per_emotion=5)
+    cfg["scenes"]["intensity"] = {"dist": "truncnormal", "mean": 0.9, "sd": 0.2, "low": 0.7,
+                                  "high": 1.0}
+    cfg["scenes"]["appearance"]["skin_tone"] = {"dist": "constant", "value": 0.25}
+    ds = sample_scenes(cfg, ict_model)
+    assert ((ds["intensity"] >= 0.7) & (ds["intensity"] <= 1.0)).all()
+    assert (ds["skin_tone"] == 0.25).all()
+    assert "truncnormal" in ds["intensity"].attrs["distribution"]
+
+
+def test_bad_distribution_is_named():
+    import pytest
+
+    from facesym.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"config key scenes.pose_deg.yaw: .*allowed: .*normal"):
+        validate_config({"scenes": {"pose_deg": {"yaw": {"dist": "normal", "sd": 3}}}})

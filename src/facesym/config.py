@@ -71,6 +71,8 @@ def _allowed(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
         allowed = sorted(s.get("properties", {}))
         return f"allowed keys: {', '.join(allowed)}"
+    if error.validator == "oneOf" and "description" in s:
+        return "allowed: " + " ".join(str(s["description"]).split())
     if error.validator == "enum":
         return "allowed values: " + ", ".join(map(str, error.validator_value))
     bits = []
@@ -146,17 +148,19 @@ def _check_semantics(cfg: dict) -> None:
             "config key intervention.strengths: must contain 0 (the un-intervened reference), "
             f"got {strengths}"
         )
-    for name, rng in _uniform_ranges(cfg):
-        if rng["low"] > rng["high"]:
-            raise ConfigError(f"config key {name}: low {rng['low']} > high {rng['high']}")
+    from facesym.distributions import check
+    from facesym.scenes import SCENE_FACTORS
+
+    for key in SCENE_FACTORS.values():
+        problem = check(_lookup(cfg["scenes"], key), f"scenes.{key}")
+        if problem:
+            raise ConfigError(problem)
 
 
-def _uniform_ranges(cfg: dict) -> Iterable[tuple[str, dict]]:
-    sc = cfg["scenes"]
-    yield "scenes.intensity", sc["intensity"]
-    for k in ("azimuth_deg", "elevation_deg", "ambient"):
-        yield f"scenes.light.{k}", sc["light"][k]
-    yield "scenes.appearance.skin_tone", sc["appearance"]["skin_tone"]
+def _lookup(node: Mapping, dotted: str) -> Any:
+    for part in dotted.split("."):
+        node = node[part]
+    return node
 
 
 def load_config(path: str | Path, overrides: Mapping | None = None) -> dict:

@@ -2,21 +2,36 @@
 
 Face i's value of factor f is drawn from ``Generator(PCG64(SeedSequence([seed, id(f), i])))``,
 so changing one factor's distribution, or the number of faces, never changes any other factor's
-draws, nor the draws of existing faces.
+draws, nor the draws of existing faces. Scalar factors are ``ppf(u)`` of one uniform variate of
+their stream (``facesym.distributions``): editing a distribution keeps each face's quantile.
 """
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Mapping
 
 import numpy as np
 import xarray as xr
 
+from facesym.distributions import quantile
 from facesym.expressions import prototype_matrix
 from facesym.facemodel.base import FaceModel
 
-FACTORS = ("identity", "intensity", "pose", "light", "appearance", "camera")
+# Scalar scene variable -> its config key below ``scenes`` (its distribution spec).
+SCENE_FACTORS = {
+    "intensity": "intensity",
+    "yaw": "pose_deg.yaw",
+    "pitch": "pose_deg.pitch",
+    "roll": "pose_deg.roll",
+    "light_azimuth": "light.azimuth_deg",
+    "light_elevation": "light.elevation_deg",
+    "ambient": "light.ambient",
+    "skin_tone": "appearance.skin_tone",
+    "camera_distance_offset": "camera.distance_offset_cm",
+}
+FACTORS = ("identity", *SCENE_FACTORS)
 
 
 def factor_id(factor: str) -> int:
@@ -30,29 +45,23 @@ def factor_rng(seed: int, factor: str, face: int) -> np.random.Generator:
                                                                        face])))
 
 
-def _uniform(rng: np.random.Generator, spec: Mapping) -> float:
-    return float(rng.uniform(spec["low"], spec["high"]))
+def _spec(scenes_cfg: Mapping, dotted: str) -> Mapping:
+    node = scenes_cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
 
 
 def sample_face(seed: int, face: int, scenes_cfg: Mapping, identity_modes: int) -> dict:
-    """All noise values of one face (identity, intensity, pose, light, appearance, camera)."""
-    rng = {f: factor_rng(seed, f, face) for f in FACTORS}
-    pose = scenes_cfg["pose_sd_deg"]
-    light = scenes_cfg["light"]
-    return {
-        "identity": rng["identity"].standard_normal(identity_modes) * scenes_cfg["identity_sd"],
-        "intensity": _uniform(rng["intensity"], scenes_cfg["intensity"]),
-        "yaw": float(rng["pose"].normal(0.0, 1.0)) * pose["yaw"],
-        "pitch": float(rng["pose"].normal(0.0, 1.0)) * pose["pitch"],
-        "roll": float(rng["pose"].normal(0.0, 1.0)) * pose["roll"],
-        "light_azimuth": _uniform(rng["light"], light["azimuth_deg"]),
-        "light_elevation": _uniform(rng["light"], light["elevation_deg"]),
-        "ambient": _uniform(rng["light"], light["ambient"]),
-        "skin_tone": _uniform(rng["appearance"], scenes_cfg["appearance"]["skin_tone"]),
-        "camera_distance_offset": float(
-            rng["camera"].uniform(-1.0, 1.0) * scenes_cfg["camera"]["distance_jitter_cm"]
-        ),
+    """All noise values of one face: identity coefficients and every scalar factor."""
+    out: dict = {
+        "identity": factor_rng(seed, "identity", face).standard_normal(identity_modes)
+        * scenes_cfg["identity_sd"],
     }
+    for var, key in SCENE_FACTORS.items():
+        u = factor_rng(seed, var, face).random()
+        out[var] = float(quantile(_spec(scenes_cfg, key), u))
+    return out
 
 
 def sample_scenes(cfg: Mapping, model: FaceModel) -> xr.Dataset:
@@ -84,7 +93,9 @@ def sample_scenes(cfg: Mapping, model: FaceModel) -> xr.Dataset:
     )
     units = {"yaw": "deg", "pitch": "deg", "roll": "deg", "light_azimuth": "deg",
              "light_elevation": "deg", "camera_distance_offset": model.units}
-    for var, unit in units.items():
-        ds[var].attrs["units"] = unit
+    for var, key in SCENE_FACTORS.items():
+        ds[var].attrs["distribution"] = json.dumps(dict(_spec(sc, key)), sort_keys=True)
+        if var in units:
+            ds[var].attrs["units"] = units[var]
     ds["expression_weight"].attrs["description"] = "prototype(emotion) × intensity"
     return ds
