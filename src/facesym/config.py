@@ -6,14 +6,15 @@ import copy
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+SCHEMA_PATH = CONFIG_DIR / "schema.yaml"
+EXPRESSIONS_PATH = CONFIG_DIR / "expressions.yaml"
 
 
 class ConfigError(ValueError):
@@ -104,10 +105,12 @@ def validate_config(config: Mapping, schema: dict | None = None) -> dict:
     return cfg
 
 
-def builtin_expression_tables() -> dict:
-    """The built-in FACS tables (action_units and prototypes) for ICT-FaceKit."""
-    text = importlib_resources.files("facesym").joinpath("data/expressions.yaml").read_text()
-    return yaml.safe_load(text)
+def builtin_expression_tables(path: str | Path | None = None) -> dict:
+    """The default FACS tables (action_units and prototypes) from ``config/expressions.yaml``."""
+    p = Path(path) if path is not None else EXPRESSIONS_PATH
+    if not p.is_file():
+        raise ConfigError(f"expression tables not found: {p}")
+    return yaml.safe_load(p.read_text())
 
 
 def merged_expression_tables(user: Mapping) -> dict:
