@@ -1,12 +1,16 @@
 rule stats:
-    """Paired tests per classifier x emotion x side (and against the symmetric control), family
-    correction, summary table and dose-response figure."""
+    """Paired tests per classifier x emotion x side (and against the symmetric control) with
+    Holm and max-T corrections, per-classifier omnibus, derivative tests, cluster-robust OLS,
+    summary tables and the dose-response figure."""
     input:
         cubes=expand(f"{RESULTS}/classify/{{classifier}}.zarr", classifier=CLASSIFIERS),
     output:
         tests=directory(f"{RESULTS}/stats/tests.zarr"),
         csv=f"{RESULTS}/stats/summary.csv",
         md=f"{RESULTS}/stats/summary.md",
+        omnibus=f"{RESULTS}/stats/omnibus.csv",
+        derivatives=f"{RESULTS}/stats/derivatives.csv",
+        ols=f"{RESULTS}/stats/ols.csv",
         figure=report(
             f"{RESULTS}/stats/dose_response.png",
             caption="../report/dose_response.rst",

@@ -111,3 +111,31 @@ def test_headline_counts_signs(rng):
     row = head.set_index("comparison")
     assert row.loc["left", "lower"] == 2 and row.loc["right", "lower"] == 0
     assert row.loc["left_vs_control", "lower"] == 2 and row.loc["left", "tested"] == 2
+
+
+def test_maxt_and_omnibus_in_effect_tests(rng):
+    from facesym.stats import omnibus_table
+
+    cube = make_cube(rng, {"left": 0.3, "right": 0.0, "control": 0.0})
+    tests = effect_tests({"a": cube, "b": cube}, 0.05, "holm", n_flips=2000, seed=3)
+    left = tests.sel(classifier="a", emotion="happiness", comparison="left")
+    assert float(left["p_maxT"]) < 0.05 and float(left["p_maxT"]) >= float(left["p_perm"])
+    right = tests.sel(classifier="a", emotion="happiness", comparison="right")
+    assert float(right["p_maxT"]) > 0.05
+    assert tests.attrs["n_flips"] == 2000
+    omni = omnibus_table(tests).set_index(["classifier", "comparison"])
+    assert bool(omni.loc[("a", "left"), "significantly_lower"])
+    assert not bool(omni.loc[("a", "right"), "significantly_lower"])
+    assert omni.loc[("a", "left"), "mean_diff"] == pytest.approx(-0.3, abs=0.02)
+
+
+def test_dose_response_tables(rng):
+    from facesym.stats import dose_response_tables
+
+    cube = make_cube(rng, {"left": 0.3, "right": 0.0, "control": 0.1})
+    deriv, ols = dose_response_tables({"a": cube}, [0.0, 1.0], 0.05)
+    row = deriv[(deriv.side == "left") & (deriv.emotion == "happiness") & (deriv.point == 1.0)]
+    assert row["mean"].iloc[0] == pytest.approx(-0.3, abs=0.03)
+    assert {"classifier", "p_wilcoxon_holm", "significant"} <= set(deriv.columns)
+    slope = ols.set_index("term").loc[lambda t: t.index.str.contains("left"), "coef"]
+    assert slope.iloc[0] == pytest.approx(-0.2, abs=0.05)  # left slope − control slope

@@ -55,6 +55,8 @@ def study(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
 def test_outputs_exist(study: Path):
     res = study / "results" / "tiny"
     for rel in ("stats/summary.csv", "stats/summary.md", "stats/dose_response.png",
+                "stats/omnibus.csv", "stats/derivatives.csv", "stats/ols.csv",
+                "stats/manipulation_check.csv", "stats/confusion.png", "contact_sheet.png",
                 "stats/tests.zarr", "renders.zarr", "scenes.zarr", "face_model/ict.npz",
                 "classify/mini_xception.zarr", "classify/face_api.zarr"):
         assert (res / rel).exists(), rel

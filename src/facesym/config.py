@@ -146,6 +146,12 @@ def _check_semantics(cfg: dict) -> None:
                     "(FLAME is bring-your-own: point it at your file)"
                 )
     strengths = cfg["intervention"]["strengths"]
+    for point in cfg["stats"]["derivative_points"]:
+        if not min(strengths) <= point <= max(strengths):
+            raise ConfigError(
+                f"config key stats.derivative_points: {point} lies outside the strength grid "
+                f"[{min(strengths)}, {max(strengths)}]"
+            )
     if 0 not in strengths:
         raise ConfigError(
             "config key intervention.strengths: must contain 0 (the un-intervened reference), "
@@ -215,7 +221,7 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "scenes": ("seed", "scenes", "face_model.identity_modes", "expressions"),
     "render": ("intervention", "render", "expressions"),
     "classify": ("classify",),
-    "stats": ("stats",),
+    "stats": ("seed", "stats"),
 }
 
 

@@ -20,9 +20,11 @@ import xarray as xr
 from scipy import stats as sps
 
 from facesym.classifiers.base import CANONICAL_LABELS
+from facesym.permutation import maxt_signflip, omnibus_differences, required_flips
 
 METRICS = ("n", "mean_p_ref", "mean_p_int", "mean_diff", "ci_low", "ci_high", "median_diff",
-           "frac_zero", "W", "p", "p_adj", "significant", "t", "p_ttest", "d_z", "rbc")
+           "frac_zero", "W", "p", "p_adj", "significant", "t", "p_ttest", "d_z", "rbc",
+           "p_perm", "p_maxT")
 
 
 def intended_probability(prob: xr.DataArray, emotion: xr.DataArray) -> xr.DataArray:
@@ -92,8 +94,16 @@ def correct(pvals: np.ndarray, alpha: float, method: str) -> tuple[np.ndarray, n
 
 
 def effect_tests(cubes: Mapping[str, xr.Dataset], alpha: float = 0.05,
-                 correction: str = "holm") -> xr.Dataset:
-    """The family of tests over classifier × emotion × comparison, as a Dataset of metrics."""
+                 correction: str = "holm", n_flips: int | None = None,
+                 seed: int = 0) -> xr.Dataset:
+    """The family of tests over classifier × emotion × comparison, as a Dataset of metrics.
+
+    Besides the Wilcoxon tests and their ``correction``, a Westfall–Young max-T sign-flip test
+    (``p_perm`` raw, ``p_maxT`` family-wise) flips the same faces for every test;
+    ``n_flips`` defaults to 20·m/α (m tests). A per-classifier omnibus (``omnibus_*``: the
+    mean over non-neutral emotions of the per-emotion mean difference) answers "how many
+    classifiers lower their output".
+    """
     names = list(cubes)
     first = next(iter(cubes.values()))
     emotions = [str(e) for e in dict.fromkeys(first["emotion"].values)
@@ -102,10 +112,19 @@ def effect_tests(cubes: Mapping[str, xr.Dataset], alpha: float = 0.05,
     comparisons = sides + [f"{s}_vs_control" for s in ("left", "right")
                            if s in sides and "control" in sides]
     table = np.full((len(names), len(emotions), len(comparisons), len(METRICS)), np.nan)
+    n_faces = first.sizes["face"]
+    per_face = np.full((n_faces, len(names), len(emotions), len(comparisons)), np.nan)
+    omni = np.full((n_faces, len(names), len(comparisons)), np.nan)
     for i, name in enumerate(names):
         ds = cubes[name]
+        if not np.array_equal(ds["face"].values, first["face"].values):
+            raise ValueError(f"classifier cube {name} has other faces than {names[0]}")
         p = intended_probability(ds["prob"].load(), ds["emotion"].load())
         diffs = paired_differences(p, comparisons)
+        emotion = np.array([str(e) for e in ds["emotion"].values])
+        for k, comp in enumerate(comparisons):
+            omni[:, i, k] = omnibus_differences(diffs[comp].values, emotion,
+                                                exclude=("neutral",), weighting="emotion")
         for j, emo in enumerate(emotions):
             faces = (ds["emotion"].values == emo)
             for k, comp in enumerate(comparisons):
@@ -116,25 +135,50 @@ def effect_tests(cubes: Mapping[str, xr.Dataset], alpha: float = 0.05,
                        .values[faces])
                 row = paired_test(d, ref, seed=i * 1000 + j * 10 + k)
                 table[i, j, k] = [row[m] for m in METRICS]
+                if np.isfinite(row["p"]):
+                    per_face[faces, i, j, k] = d
     pcol, acol, scol = METRICS.index("p"), METRICS.index("p_adj"), METRICS.index("significant")
     reject, p_adj = correct(table[..., pcol].ravel(), alpha, correction)
     table[..., acol] = p_adj.reshape(table.shape[:3])
     table[..., scol] = reject.reshape(table.shape[:3])
+    family = int(np.isfinite(table[..., pcol]).sum())
+    flips = n_flips or required_flips(max(family, 1), alpha)
+    p_perm, p_maxt = maxt_signflip(per_face.reshape(n_faces, -1), flips, seed)
+    table[..., METRICS.index("p_perm")] = p_perm.reshape(table.shape[:3])
+    table[..., METRICS.index("p_maxT")] = p_maxt.reshape(table.shape[:3])
     ds = xr.Dataset(
         {m: (("classifier", "emotion", "comparison"), table[..., q]) for q, m in
          enumerate(METRICS)},
         coords={"classifier": names, "emotion": emotions, "comparison": comparisons},
     )
     ds["significant"] = ds["significant"].astype(bool)
-    ds.attrs.update(alpha=alpha, correction=correction,
-                    family_size=int(np.isfinite(table[..., pcol]).sum()),
-                    test="Wilcoxon signed-rank, zero_method=pratt, two-sided")
+    o_perm, o_maxt = maxt_signflip(omni.reshape(n_faces, -1),
+                                   n_flips or required_flips(omni[0].size, alpha), seed + 1)
+    dims = ("classifier", "comparison")
+    ds["omnibus_mean_diff"] = (dims, np.nanmean(omni, axis=0),
+                               {"description": "mean over non-neutral emotions of the mean d"})
+    ds["omnibus_p_perm"] = (dims, o_perm.reshape(omni.shape[1:]))
+    ds["omnibus_p_maxT"] = (dims, o_maxt.reshape(omni.shape[1:]),
+                            {"description": "max-T over classifiers × comparisons"})
+    ds.attrs.update(alpha=alpha, correction=correction, family_size=family,
+                    test="Wilcoxon signed-rank, zero_method=pratt, two-sided",
+                    permutation="Westfall-Young single-step max-T, sign flips of faces "
+                                "shared by every test", n_flips=int(flips), seed=int(seed))
     return ds
+
+
+def omnibus_table(tests: xr.Dataset) -> pd.DataFrame:
+    """Per classifier × comparison: the omnibus mean difference and its max-T p-value."""
+    df = tests[["omnibus_mean_diff", "omnibus_p_perm", "omnibus_p_maxT"]].to_dataframe()
+    df = df.reset_index().rename(columns=lambda c: c.removeprefix("omnibus_"))
+    df["significantly_lower"] = (df["p_maxT"] < tests.attrs["alpha"]) & (df["mean_diff"] < 0)
+    return df
 
 
 def summary_table(tests: xr.Dataset) -> pd.DataFrame:
     """One row per classifier × emotion × comparison, sorted, for CSV/Markdown."""
-    df = tests.to_dataframe().reset_index()
+    per_test = [v for v in tests.data_vars if not str(v).startswith("omnibus_")]
+    df = tests[per_test].to_dataframe().reset_index()
     df["n"] = df["n"].astype(int)
     return df.sort_values(["classifier", "emotion", "comparison"]).reset_index(drop=True)
 
@@ -154,7 +198,8 @@ def headline_counts(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("comparison", key=lambda c: c.map(order))
 
 
-def summary_markdown(df: pd.DataFrame, alpha: float, correction: str) -> str:
+def summary_markdown(df: pd.DataFrame, alpha: float, correction: str,
+                     omnibus: pd.DataFrame | None = None) -> str:
     """A compact Markdown summary: headline counts and the per-test table."""
     raw = df[df["comparison"].isin(["left", "right"])]
     tested = raw.dropna(subset=["p"])
@@ -182,8 +227,22 @@ def summary_markdown(df: pd.DataFrame, alpha: float, correction: str) -> str:
           for c, n in per_clf.items()],
         "",
     ]
+    if omnibus is not None and len(omnibus):
+        n_clf = omnibus["classifier"].nunique()
+        lines += [
+            "Omnibus per classifier (mean over non-neutral emotions; Westfall–Young max-T over"
+            " classifiers × comparisons): how many classifiers significantly lower their output.",
+            "",
+            "| comparison | classifiers significantly lower | mean d per classifier |",
+            "|---|---|---|",
+        ]
+        for comp, d in omnibus.groupby("comparison", sort=False):
+            means = ", ".join(f"{r.classifier} {r.mean_diff:+.3f}" for r in d.itertuples())
+            lines.append(f"| {comp} | {int(d['significantly_lower'].sum())} of {n_clf} | "
+                         f"{means} |")
+        lines.append("")
     cols = ["classifier", "emotion", "comparison", "n", "mean_p_ref", "mean_diff", "ci_low",
-            "ci_high", "frac_zero", "p", "p_adj", "significant", "d_z", "rbc"]
+            "ci_high", "frac_zero", "p", "p_adj", "significant", "p_maxT", "d_z", "rbc"]
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))
     for _, r in df[cols].iterrows():
@@ -191,7 +250,7 @@ def summary_markdown(df: pd.DataFrame, alpha: float, correction: str) -> str:
         for c in cols:
             v = r[c]
             if isinstance(v, float):
-                small = c in ("p", "p_adj") and v < 1e-3
+                small = c in ("p", "p_adj", "p_maxT") and v < 1e-3
                 cells.append("–" if np.isnan(v) else (f"{v:.2e}" if small else f"{v:.3f}"))
             else:
                 cells.append(str(v))
@@ -238,3 +297,28 @@ def confusion_matrices(cubes: Mapping[str, xr.Dataset]) -> xr.DataArray:
     return xr.DataArray(out, dims=("classifier", "emotion", "predicted"),
                         coords={"classifier": names, "emotion": emotions,
                                 "predicted": list(CANONICAL_LABELS)})
+
+
+def dose_response_tables(cubes: Mapping[str, xr.Dataset], points: Sequence[float],
+                         alpha: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Derivative tests at ``points`` (Holm within them) and cluster-robust OLS, per classifier.
+
+    OLS fits p ~ a + a² + a:side (control as reference; errors clustered by face) on the
+    non-neutral faces: at a = 0 every side is the same render, so sides differ in slope.
+    """
+    from facesym.dose_response import SLOPE_FORMULA, cluster_ols, derivative_tests
+
+    deriv, ols = [], []
+    for name, ds in cubes.items():
+        p = intended_probability(ds["prob"].load(), ds["emotion"].load())
+        d = derivative_tests(p, ds["emotion"], list(points))
+        deriv.append(d.assign(classifier=name))
+        keep = np.flatnonzero([str(e) != "neutral" for e in ds["emotion"].values])
+        ols.append(cluster_ols(p.isel(face=keep), formula=SLOPE_FORMULA).assign(classifier=name))
+    deriv_df = pd.concat(deriv, ignore_index=True)
+    reject, p_adj = correct(deriv_df["p_wilcoxon"].to_numpy(dtype=float), alpha, "holm")
+    deriv_df["p_wilcoxon_holm"], deriv_df["significant"] = p_adj, reject
+    first = ["classifier"]
+    return (deriv_df[first + [c for c in deriv_df.columns if c not in first]],
+            pd.concat(ols, ignore_index=True)[first + [c for c in ols[0].columns
+                                                       if c != "classifier"]])
