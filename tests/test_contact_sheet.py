@@ -19,8 +19,8 @@ def _cfg():
 def test_identity_grid_shapes_and_scores(ict_model):
     cfg = _cfg()
     scenes = sample_scenes(cfg, ict_model)
-    images, asym = identity_grid(ict_model, scenes, cfg, 0, ["happiness", "neutral"])
-    assert images.shape == (2, 3, 2, 64, 64, 3)
+    images, asym, boxes = identity_grid(ict_model, scenes, cfg, 0, ["happiness", "neutral"])
+    assert images.shape == (2, 3, 2, 64, 64, 3) and boxes.shape == (2, 3, 2, 4)
     assert asym[0, 0, 1] > 0.5 and asym[0, 2, 1] < 0.05 and (asym[1] == 0).all()
     # the same identity: neutral renders are identical across the whole design
     assert (images[1] == images[1, 0, 0]).all()

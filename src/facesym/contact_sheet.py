@@ -18,10 +18,11 @@ from facesym.stages.render import SCENE_VARS, StudyRenderer  # noqa: E402
 
 
 def identity_grid(model: FaceModel, scenes: xr.Dataset, cfg: Mapping, face: int,
-                  emotions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+                  emotions: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render face ``face``'s identity and scene with each emotion (at its own intensity).
 
-    Returns images (E, S, A, H, W, 3) and the 3D asymmetry scores (E, S, A).
+    Returns images (E, S, A, H, W, 3), the 3D asymmetry scores (E, S, A) and the landmark
+    boxes (E, S, A, 4).
     """
     r = StudyRenderer(model, cfg)
     row = scenes.isel(face=face)
@@ -31,22 +32,19 @@ def identity_grid(model: FaceModel, scenes: xr.Dataset, cfg: Mapping, face: int,
     scene = {k: np.full(n, float(row[k])) for k in SCENE_VARS}
     identity = np.repeat(row["identity"].values[None], n, axis=0)
     res = r.render(identity, weights, scene)
-    return res.images, res.asym_3d
+    return res.images, res.asym_3d, res.face_box
 
 
-def crop_to_faces(images: np.ndarray, margin: float = 0.08) -> np.ndarray:
-    """Crop all images (…, H, W, 3) to the union of their non-background pixels."""
-    flat = images.reshape(-1, *images.shape[-3:])
-    bg = flat[:, :1, :1, :]
-    fg = (np.abs(flat.astype(int) - bg).sum(-1) > 6).any(0)
-    ys, xs = np.flatnonzero(fg.any(1)), np.flatnonzero(fg.any(0))
-    if ys.size == 0:
-        return images
-    h, w = fg.shape
-    pad_y, pad_x = int(margin * (ys[-1] - ys[0])), int(margin * (xs[-1] - xs[0]))
-    y0, y1 = max(0, ys[0] - pad_y), min(h, ys[-1] + pad_y + 1)
-    x0, x1 = max(0, xs[0] - pad_x), min(w, xs[-1] + pad_x + 1)
-    return images[..., y0:y1, x0:x1, :]
+def crop_to_faces(images: np.ndarray, boxes: np.ndarray, margin: float = 0.3) -> np.ndarray:
+    """Crop all images (…, H, W, 3) to the union of their landmark boxes (…, 4) + margin."""
+    flat = boxes.reshape(-1, 4)
+    x0, y0 = flat[:, 0].min(), flat[:, 1].min()
+    x1, y1 = flat[:, 2].max(), flat[:, 3].max()
+    pad = margin * max(x1 - x0, y1 - y0)
+    h, w = images.shape[-3:-1]
+    rows = slice(max(0, int(y0 - 1.3 * pad)), min(h, int(np.ceil(y1 + 0.7 * pad))))
+    cols = slice(max(0, int(x0 - pad)), min(w, int(np.ceil(x1 + pad))))
+    return images[..., rows, cols, :]
 
 
 def contact_sheet(model: FaceModel, scenes: xr.Dataset, cfg: Mapping, faces: Sequence[int],
@@ -57,8 +55,8 @@ def contact_sheet(model: FaceModel, scenes: xr.Dataset, cfg: Mapping, faces: Seq
     sides, strengths = r.sides, r.strengths
     blocks, scores = [], {}
     for f in faces:
-        images, asym = identity_grid(model, scenes, cfg, int(f), emotions)
-        blocks.append(crop_to_faces(images))
+        images, asym, boxes = identity_grid(model, scenes, cfg, int(f), emotions)
+        blocks.append(crop_to_faces(images, boxes))
         scores[f"face{f}"] = asym
     nrow = len(faces) * len(emotions)
     ncol = len(sides) * len(strengths)
