@@ -139,3 +139,12 @@ def test_dose_response_tables(rng):
     assert {"classifier", "p_wilcoxon_holm", "significant"} <= set(deriv.columns)
     slope = ols.set_index("term").loc[lambda t: t.index.str.contains("left"), "coef"]
     assert slope.iloc[0] == pytest.approx(-0.2, abs=0.05)  # left slope − control slope
+
+
+def test_dose_response_on_a_two_point_grid(rng):
+    from facesym.stats import dose_response_tables
+
+    cube = make_cube(rng, {"left": 0.3, "right": 0.0, "control": 0.1}).sel(strength=[0.0, 1.0])
+    deriv, _ = dose_response_tables({"a": cube}, [0.0, 0.5, 1.0], 0.05)
+    row = deriv[(deriv.side == "left") & (deriv.emotion == "happiness") & (deriv.point == 0.5)]
+    assert row["mean"].iloc[0] == pytest.approx(-0.3, abs=0.03)

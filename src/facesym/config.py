@@ -146,17 +146,17 @@ def _check_semantics(cfg: dict) -> None:
                     "(FLAME is bring-your-own: point it at your file)"
                 )
     strengths = cfg["intervention"]["strengths"]
+    if 0 not in strengths:
+        raise ConfigError(
+            "config key intervention.strengths: must contain 0 (the un-intervened reference), "
+            f"got {strengths}"
+        )
     for point in cfg["stats"]["derivative_points"]:
         if not min(strengths) <= point <= max(strengths):
             raise ConfigError(
                 f"config key stats.derivative_points: {point} lies outside the strength grid "
                 f"[{min(strengths)}, {max(strengths)}]"
             )
-    if 0 not in strengths:
-        raise ConfigError(
-            "config key intervention.strengths: must contain 0 (the un-intervened reference), "
-            f"got {strengths}"
-        )
     from facesym.distributions import check
     from facesym.scenes import SCENE_FACTORS
 

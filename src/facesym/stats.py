@@ -311,10 +311,14 @@ def dose_response_tables(cubes: Mapping[str, xr.Dataset], points: Sequence[float
     deriv, ols = [], []
     for name, ds in cubes.items():
         p = intended_probability(ds["prob"].load(), ds["emotion"].load())
-        d = derivative_tests(p, ds["emotion"], list(points))
+        stencil = min(3, p.sizes["strength"])  # 2-point grids: a plain difference quotient
+        d = derivative_tests(p, ds["emotion"], list(points), stencil=stencil)
         deriv.append(d.assign(classifier=name))
         keep = np.flatnonzero([str(e) != "neutral" for e in ds["emotion"].values])
-        ols.append(cluster_ols(p.isel(face=keep), formula=SLOPE_FORMULA).assign(classifier=name))
+        # a² is not identifiable on a two-point grid
+        formula = SLOPE_FORMULA if p.sizes["strength"] >= 3 else \
+            SLOPE_FORMULA.replace(" + I(a ** 2)", "")
+        ols.append(cluster_ols(p.isel(face=keep), formula=formula).assign(classifier=name))
     deriv_df = pd.concat(deriv, ignore_index=True)
     reject, p_adj = correct(deriv_df["p_wilcoxon"].to_numpy(dtype=float), alpha, "holm")
     deriv_df["p_wilcoxon_holm"], deriv_df["significant"] = p_adj, reject
