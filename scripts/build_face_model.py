@@ -31,6 +31,10 @@ with logged(smk.log[0]) as log:
         model = build_ict_model(cache / "ict_facekit" / "FaceXModel",
                                 identity_modes=fm["identity_modes"], progress=log.info)
         model.meta["resource_stamp"] = Path(smk.input.stamp).read_text()
+    from facesym.provenance import provenance_attrs
+
+    source = {"flame": smk.input.flame} if fm["name"] == "flame" else {"stamp": smk.input.stamp}
+    model.meta["provenance"] = provenance_attrs("face_model", smk.params.cfg, inputs=source)
     model.save(smk.output.model)
     log.info("face model %s: %d vertices, %d triangles, %d expression shapes, %d identity modes",
              model.name, model.n_vertices, len(model.triangles), len(model.expression_names),

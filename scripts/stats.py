@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 from facesym.cubes import open_cube, write_dataset
 from facesym.logs import logged
 from facesym.plots import dose_response_figure
-from facesym.provenance import provenance_attrs
+from facesym.provenance import provenance_attrs, provenance_line
 from facesym.stats import (
     dose_response_tables,
     effect_tests,
@@ -38,9 +38,11 @@ with logged(smk.log[0]) as log:
     deriv, ols = dose_response_tables(cubes, scfg["derivative_points"], scfg["alpha"])
     deriv.to_csv(smk.output.derivatives, index=False, float_format="%.6g")
     ols.to_csv(smk.output.ols, index=False, float_format="%.6g")
+    line = provenance_line(attrs)
     with open(smk.output.md, "w") as fh:
         fh.write(summary_markdown(df, scfg["alpha"], scfg["correction"], omnibus))
-    dose_response_figure(cubes, smk.output.figure)
+        fh.write(f"\nProvenance: {line}\n")
+    dose_response_figure(cubes, smk.output.figure, provenance=line)
     write_dataset(tests, smk.output.tests, attrs)
     log.info("stats: %d tests, %d significant (%s), %d by max-T", int(tests["p"].notnull().sum()),
              int(tests["significant"].sum()), scfg["correction"],

@@ -183,3 +183,18 @@ def test_killed_render_leaves_nothing_that_looks_complete(tmp_path: Path, cache_
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert (res / "renders.zarr" / "zarr.json").is_file()
     assert not list(res.glob("*.tmp-*")), "stale temporary stores left behind"
+
+
+def test_tables_figures_and_model_carry_provenance(study: Path):
+    from PIL import Image
+
+    from facesym.facemodel.base import FaceModel
+
+    res = study / "results" / "tiny"
+    assert "Provenance: facesym" in (res / "stats/summary.md").read_text()
+    assert "Provenance: facesym" in (res / "stats/manipulation_check.md").read_text()
+    for png in ("stats/dose_response.png", "stats/confusion.png", "contact_sheet.png"):
+        desc = Image.open(res / png).info.get("Description", "")
+        assert "commit" in desc and "config" in desc, png
+    meta = FaceModel.load(res / "face_model/ict.npz").meta
+    assert meta["provenance"]["stage"] == "face_model"

@@ -14,6 +14,7 @@ import xarray as xr  # noqa: E402
 
 from facesym.expressions import prototype_weights  # noqa: E402
 from facesym.facemodel.base import FaceModel  # noqa: E402
+from facesym.plots import save_png  # noqa: E402
 from facesym.stages.render import SCENE_VARS, StudyRenderer  # noqa: E402
 
 
@@ -48,7 +49,7 @@ def crop_to_faces(images: np.ndarray, boxes: np.ndarray, margin: float = 0.3) ->
 
 
 def contact_sheet(model: FaceModel, scenes: xr.Dataset, cfg: Mapping, faces: Sequence[int],
-                  out: str | Path) -> dict[str, np.ndarray]:
+                  out: str | Path, provenance: str | None = None) -> dict[str, np.ndarray]:
     """Write a PNG grid (rows: identity × emotion; columns: side × strength); return scores."""
     emotions = [e for e in cfg["scenes"]["emotions"]]
     r = StudyRenderer(model, cfg)
@@ -81,6 +82,6 @@ def contact_sheet(model: FaceModel, scenes: xr.Dataset, cfg: Mapping, faces: Seq
     fig.suptitle("Symmetry intervention: rows emotion, columns affected side × strength "
                  "(asym = 3D asymmetry index)", fontsize=8)
     fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.1, rect=(0, 0, 1, 0.985))
-    fig.savefig(out, dpi=110)
+    save_png(fig, out, provenance, dpi=110)
     plt.close(fig)
     return scores

@@ -14,12 +14,23 @@ import xarray as xr  # noqa: E402
 
 from facesym.stats import intended_probability  # noqa: E402
 
+
+def save_png(fig: plt.Figure, out: str | Path, provenance: str | None = None,
+             dpi: int = 120) -> None:
+    """Save a figure as PNG with its provenance in the file's Description text chunk."""
+    meta = {"Software": "facesym"}
+    if provenance:
+        meta["Description"] = provenance
+    fig.savefig(out, dpi=dpi, metadata=meta)
+
+
 SIDE_STYLE = {"left": ("tab:red", "-"), "right": ("tab:blue", "-"),
               "control": ("0.3", "--")}
 
 
 def dose_response_figure(cubes: Mapping[str, xr.Dataset], out: str | Path,
-                         exclude: tuple[str, ...] = ("neutral",)) -> None:
+                         exclude: tuple[str, ...] = ("neutral",),
+                         provenance: str | None = None) -> None:
     """Mean intended-class probability vs strength, per classifier, one line per side.
 
     Averaged over faces of every emotion except ``exclude``; bands are ±1.96 SE over faces.
@@ -52,11 +63,12 @@ def dose_response_figure(cubes: Mapping[str, xr.Dataset], out: str | Path,
     axes.flat[0].legend(title="affected side", fontsize=8)
     fig.suptitle("Dose-response: intended-class probability vs symmetry intervention", fontsize=11)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    save_png(fig, out, provenance)
     plt.close(fig)
 
 
-def confusion_figure(confusion: xr.DataArray, out: str | Path) -> None:
+def confusion_figure(confusion: xr.DataArray, out: str | Path,
+                     provenance: str | None = None) -> None:
     """One row-normalised confusion matrix per classifier (a = 0 renders)."""
     names = [str(n) for n in confusion["classifier"].values]
     ncol = min(4, len(names))
@@ -82,5 +94,5 @@ def confusion_figure(confusion: xr.DataArray, out: str | Path) -> None:
         ax.axis("off")
     fig.suptitle("Manipulation check: predictions on untouched (a = 0) renders", fontsize=11)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    save_png(fig, out, provenance)
     plt.close(fig)

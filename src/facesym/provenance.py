@@ -89,3 +89,13 @@ def provenance_attrs(
     for k, v in (extra or {}).items():
         attrs[k] = v if isinstance(v, (str, int, float, bool)) else json.dumps(v, sort_keys=True)
     return attrs
+
+
+def provenance_line(attrs: dict[str, Any]) -> str:
+    """One line naming code version, config digest and input digests (for tables, figures)."""
+    inputs = json.loads(attrs.get("inputs", "{}"))
+    ins = ", ".join(f"{k} {v['digest'][:12]}" for k, v in inputs.items())
+    dirty = " (dirty)" if attrs.get("git_dirty") else ""
+    return (f"facesym {attrs['facesym_version']}, commit {attrs['git_commit'][:12]}{dirty}, "
+            f"stage {attrs['stage']}, config {attrs['config_digest'][:12]}, inputs: {ins}, "
+            f"created {attrs['created']}")
