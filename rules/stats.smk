@@ -16,6 +16,11 @@ rule stats:
             caption="../report/dose_response.rst",
             category="Results",
         ),
+        effects=report(
+            f"{RESULTS}/stats/effects.png",
+            caption="../report/effects.rst",
+            category="Results",
+        ),
     params:
         cfg=stage_config(config, "stats"),
         classifiers=CLASSIFIERS,

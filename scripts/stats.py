@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent / "src"))  # noqa: F821
 
 from facesym.cubes import open_cube, write_dataset
 from facesym.logs import logged
-from facesym.plots import dose_response_figure
+from facesym.plots import dose_response_figure, effects_figure
 from facesym.provenance import provenance_attrs, provenance_line
 from facesym.stats import (
     dose_response_tables,
@@ -43,6 +43,7 @@ with logged(smk.log[0]) as log:
         fh.write(summary_markdown(df, scfg["alpha"], scfg["correction"], omnibus))
         fh.write(f"\nProvenance: {line}\n")
     dose_response_figure(cubes, smk.output.figure, provenance=line)
+    effects_figure(df, smk.output.effects, provenance=line)
     write_dataset(tests, smk.output.tests, attrs)
     log.info("stats: %d tests, %d significant (%s), %d by max-T", int(tests["p"].notnull().sum()),
              int(tests["significant"].sum()), scfg["correction"],

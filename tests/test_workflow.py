@@ -55,7 +55,7 @@ def study(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Path:
 def test_outputs_exist(study: Path):
     res = study / "results" / "tiny"
     for rel in ("stats/summary.csv", "stats/summary.md", "stats/dose_response.png",
-                "stats/omnibus.csv", "stats/derivatives.csv", "stats/ols.csv",
+                "stats/omnibus.csv", "stats/derivatives.csv", "stats/ols.csv", "stats/effects.png",
                 "stats/manipulation_check.csv", "stats/confusion.png", "contact_sheet.png",
                 "stats/tests.zarr", "renders.zarr", "scenes.zarr", "face_model/ict.npz",
                 "classify/mini_xception.zarr", "classify/face_api.zarr"):
@@ -193,7 +193,8 @@ def test_tables_figures_and_model_carry_provenance(study: Path):
     res = study / "results" / "tiny"
     assert "Provenance: facesym" in (res / "stats/summary.md").read_text()
     assert "Provenance: facesym" in (res / "stats/manipulation_check.md").read_text()
-    for png in ("stats/dose_response.png", "stats/confusion.png", "contact_sheet.png"):
+    for png in ("stats/dose_response.png", "stats/confusion.png", "stats/effects.png",
+                "contact_sheet.png"):
         desc = Image.open(res / png).info.get("Description", "")
         assert "commit" in desc and "config" in desc, png
     meta = FaceModel.load(res / "face_model/ict.npz").meta

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from facesym.stats import intended_probability  # noqa: E402
@@ -96,3 +97,38 @@ def confusion_figure(confusion: xr.DataArray, out: str | Path,
     fig.tight_layout()
     save_png(fig, out, provenance)
     plt.close(fig)
+
+
+def effects_figure(table: pd.DataFrame, out: str | Path, provenance: str | None = None) -> None:
+    """Forest plot: mean difference with its BCa CI per classifier × emotion, one panel per
+    comparison; filled markers are significant after the family correction."""
+    comps = [c for c in ("left", "right", "control", "left_vs_control", "right_vs_control")
+             if c in set(table["comparison"])]
+    tested = table.dropna(subset=["p"])
+    rows = tested[["classifier", "emotion"]].drop_duplicates().sort_values(["classifier",
+                                                                            "emotion"])
+    keys = list(zip(rows["classifier"], rows["emotion"], strict=True))
+    y = {k: i for i, k in enumerate(keys)}
+    fig, axes = plt.subplots(1, len(comps), figsize=(2.6 * len(comps) + 1.6,
+                                                     0.17 * len(keys) + 1.4),
+                             sharey=True, squeeze=False)
+    for ax, comp in zip(axes[0], comps, strict=True):
+        d = tested[tested["comparison"] == comp]
+        for r in d.itertuples():
+            yy = y[(r.classifier, r.emotion)]
+            colour = "tab:red" if r.mean_diff < 0 else "tab:blue"
+            ax.plot([r.ci_low, r.ci_high], [yy, yy], color=colour, lw=1)
+            ax.plot(r.mean_diff, yy, "o", ms=3.5, color=colour,
+                    mfc=colour if r.significant else "white")
+        ax.axvline(0, color="0.4", lw=0.8)
+        ax.set_title(comp.replace("_vs_", " vs "), fontsize=9)
+        ax.set_xlabel("mean Δp(intended)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(labelsize=7)
+    labels = [f"{c} · {e}" for c, e in keys]
+    axes[0, 0].set_yticks(range(len(keys)), labels, fontsize=6.5)
+    axes[0, 0].invert_yaxis()
+    fig.suptitle("Effects at a = max (filled: significant after correction; bars: 95 % BCa CI)",
+                 fontsize=10)
+    fig.tight_layout()
+    save_png(fig, out, provenance)
