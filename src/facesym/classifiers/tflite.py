@@ -498,6 +498,18 @@ class _Step(nn.Module):
         return f"#{self.op_index} {self.op_name}"
 
 
+class _WeightedStep(_Step):
+    """A step with float32 weights and bias, and optional hybrid int8 weights to emulate."""
+
+    def _set_weights(self, weight: np.ndarray, bias: np.ndarray | None,
+                     hybrid: _HybridWeights | None) -> None:
+        self.register_buffer("weight", torch.from_numpy(weight.astype(np.float32)))
+        b = np.zeros(weight.shape[0], np.float32) if bias is None else bias.astype(np.float32)
+        self.register_buffer("bias", torch.from_numpy(b))
+        self.hybrid = hybrid
+        self.emulate = False
+
+
 class _HybridWeights(nn.Module):
     """Int8 weights of a hybrid layer plus their scales (for the emulated TFLite path)."""
 
@@ -515,7 +527,7 @@ class _HybridWeights(nn.Module):
         return self.scale.numel() > 1
 
 
-class _Conv(_Step):
+class _Conv(_WeightedStep):
     """CONV_2D / DEPTHWISE_CONV_2D (weights held as a torch conv kernel, OIHW)."""
 
     def __init__(
@@ -530,11 +542,7 @@ class _Conv(_Step):
         self.padding = o["padding"]
         self.act = o["fused_activation_function"]
         self.kernel = (int(weight.shape[2]), int(weight.shape[3]))
-        self.register_buffer("weight", torch.from_numpy(weight.astype(np.float32)))
-        b = np.zeros(weight.shape[0], np.float32) if bias is None else bias.astype(np.float32)
-        self.register_buffer("bias", torch.from_numpy(b))
-        self.hybrid = hybrid
-        self.emulate = False
+        self._set_weights(weight, bias, hybrid)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = _spatial_pads(x, self.padding, self.kernel, self.stride, self.dilation)
@@ -560,7 +568,7 @@ class _Conv(_Step):
         return _activation(y, self.act)
 
 
-class _FullyConnected(_Step):
+class _FullyConnected(_WeightedStep):
     """FULLY_CONNECTED: rows of the (NHWC-flattened) input times ``weight.T`` plus bias."""
 
     def __init__(
@@ -576,11 +584,7 @@ class _FullyConnected(_Step):
         self.asymmetric = bool(o["asymmetric_quantize_inputs"])
         self.in_rank = in_rank
         self.out_rank = out_rank
-        self.register_buffer("weight", torch.from_numpy(weight.astype(np.float32)))
-        b = np.zeros(weight.shape[0], np.float32) if bias is None else bias.astype(np.float32)
-        self.register_buffer("bias", torch.from_numpy(b))
-        self.hybrid = hybrid
-        self.emulate = False
+        self._set_weights(weight, bias, hybrid)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xn = _to_nhwc(x) if self.in_rank == 4 else x

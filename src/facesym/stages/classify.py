@@ -17,6 +17,7 @@ def classify_renders(clf: Classifier, renders: xr.Dataset, batch_size: int = 64,
     """Run ``clf`` on every image of the render cube, streaming it face chunk by face chunk."""
     nf, ns, na = (renders.sizes[d] for d in ("face", "side", "strength"))
     per_face = ns * na
+    # read a few batches' worth of faces per Zarr read; predict() batches them
     faces_per_step = max(1, batch_size // per_face) * 4
     raw = np.empty((nf, ns, na, len(clf.labels)), dtype=np.float32)
     probs = np.empty_like(raw)
