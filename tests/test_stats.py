@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from facesym.classifiers.base import CANONICAL_LABELS
 from facesym.stats import (
     correct,
     effect_tests,
@@ -15,6 +14,7 @@ from facesym.stats import (
     summary_markdown,
     summary_table,
 )
+from facesym.vocab import CANONICAL_LABELS
 
 
 def make_cube(rng, drop: dict[str, float], n_per: int = 20) -> xr.Dataset:

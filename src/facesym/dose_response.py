@@ -19,11 +19,35 @@ import statsmodels.formula.api as smf
 import xarray as xr
 from scipy import stats as sps
 
+from facesym.vocab import CONTROL, EMOTION, FACE, NEUTRAL, SIDE, STRENGTH
+
 #: p ~ a + a² + side, side treatment-coded with the symmetric control as reference: the side
 #: coefficients are left − control and right − control (as the *_vs_control comparisons).
 DEFAULT_FORMULA = "p ~ a + I(a ** 2) + C(side, Treatment('control'))"
 #: Alternative that respects p_left(0) = p_right(0) = p_control(0): side changes the slope.
 SLOPE_FORMULA = "p ~ a + I(a ** 2) + a:C(side, Treatment('control'))"
+#: columns of :func:`cluster_ols`'s table
+OLS_COLUMNS = ("term", "coef", "se", "t", "p", "ci_low", "ci_high", "se_naive", "n_obs",
+               "n_clusters")
+
+
+def slope_formula(sides: Sequence[str], quadratic: bool = True) -> str:
+    """:data:`SLOPE_FORMULA` for the sides a study rendered: the reference level is the control
+    when present, else the first side; one side gets no side term, and ``quadratic=False``
+    drops a² (not identifiable on a two-point grid).
+
+    >>> slope_formula(["left", "right", "control"]) == SLOPE_FORMULA
+    True
+    >>> slope_formula(["left", "right"], quadratic=False)
+    "p ~ a + a:C(side, Treatment('left'))"
+    >>> slope_formula(["left"])
+    'p ~ a + I(a ** 2)'
+    """
+    formula = "p ~ a + I(a ** 2)" if quadratic else "p ~ a"
+    if len(sides) < 2:
+        return formula
+    reference = CONTROL if CONTROL in sides else sides[0]
+    return f"{formula} + a:C(side, Treatment('{reference}'))"
 
 
 def fornberg_weights(x0: float, grid: np.ndarray, order: int) -> np.ndarray:
@@ -124,7 +148,7 @@ def _one_sample(d: np.ndarray, confidence: float) -> dict[str, float]:
 def derivative_tests(p: xr.DataArray, emotion: xr.DataArray | Sequence[str] | np.ndarray,
                      points: Sequence[float], *, order: int = 1, stencil: int = 3,
                      confidence: float = 0.95, pooled: str | None = "all",
-                     exclude_from_pooled: Sequence[str] = ("neutral",)) -> pd.DataFrame:
+                     exclude_from_pooled: Sequence[str] = (NEUTRAL,)) -> pd.DataFrame:
     """Per side × emotion × point: the per-face derivative d^order p / da^order at the point
     (Fornberg weights, :func:`local_derivative`), its mean across faces with SE and t-based
     CI, a one-sample t-test and a Wilcoxon signed-rank test (zero_method="pratt") against 0.
@@ -135,13 +159,13 @@ def derivative_tests(p: xr.DataArray, emotion: xr.DataArray | Sequence[str] | np
     side, emotion, point, nodes (the strengths used), n, mean, sd, se, ci_low, ci_high, t,
     p_ttest, W, p_wilcoxon, frac_zero. Degenerate cells (no variation) get NaN p-values.
     """
-    p = p.transpose("face", "side", "strength")
-    if isinstance(emotion, xr.DataArray) and "face" in emotion.dims and "face" in p.coords:
-        emotion = emotion.sel(face=p["face"].values)
+    p = p.transpose(FACE, SIDE, STRENGTH)
+    if isinstance(emotion, xr.DataArray) and FACE in emotion.dims and FACE in p.coords:
+        emotion = emotion.sel({FACE: p[FACE].values})
     emo = np.asarray([str(e) for e in np.asarray(emotion).ravel()])
-    if len(emo) != p.sizes["face"]:
+    if len(emo) != p.sizes[FACE]:
         raise ValueError("emotion must have one entry per face")
-    grid = p["strength"].values.astype(np.float64)
+    grid = p[STRENGTH].values.astype(np.float64)
     values = p.values.astype(np.float64)
     groups = [(e, emo == e) for e in dict.fromkeys(emo)]
     if pooled is not None:
@@ -151,10 +175,11 @@ def derivative_tests(p: xr.DataArray, emotion: xr.DataArray | Sequence[str] | np
         idx = stencil_nodes(grid, float(x0), stencil)
         deriv = local_derivative(values, grid, float(x0), order=order, stencil=stencil)
         nodes = ",".join(f"{v:g}" for v in grid[idx])
-        for s, side in enumerate(p["side"].values):
-            for name, mask in groups:
-                rows.append({"side": str(side), "emotion": name, "point": float(x0),
-                             "nodes": nodes, **_one_sample(deriv[mask, s], confidence)})
+        for side_index, side in enumerate(p[SIDE].values):
+            for name, faces in groups:
+                rows.append({SIDE: str(side), EMOTION: name, "point": float(x0),
+                             "nodes": nodes,
+                             **_one_sample(deriv[faces, side_index], confidence)})
     return pd.DataFrame(rows)
 
 
@@ -173,14 +198,27 @@ def cluster_ols(p: xr.DataArray, formula: str = DEFAULT_FORMULA,
     ``p`` is p(intended)[face, side, strength]; every finite cell is one observation. Pass the
     faces to model (e.g. without neutral ones) by selecting them first. Returns one row per
     term: term, coef, se, t, p, ci_low, ci_high, se_naive (the ordinary OLS SE), n_obs,
-    n_clusters. ``formula`` may use columns p, a, side, face (e.g. :data:`SLOPE_FORMULA`).
+    n_clusters. ``formula`` may use columns p, a, side, face (e.g. :data:`SLOPE_FORMULA`, or
+    :func:`slope_formula` for other sides). No finite observation: a table without rows.
+
+    >>> faces, sides, strengths = 6, ["left", "control"], [0.0, 0.5, 1.0]
+    >>> a = np.array(strengths)
+    >>> noise = np.random.default_rng(0).normal(0, 0.01, (faces, 2, 3))
+    >>> p = xr.DataArray(0.8 - np.stack([0.3 * a, 0.1 * a])[None] + noise,
+    ...                  dims=("face", "side", "strength"),
+    ...                  coords={"face": range(faces), "side": sides, "strength": strengths})
+    >>> fit = cluster_ols(p, formula=slope_formula(sides, quadratic=False)).set_index("term")
+    >>> round(float(fit.loc["a:side[left]", "coef"]), 2), int(fit["n_clusters"].iloc[0])
+    (-0.2, 6)
     """
-    p = p.transpose("face", "side", "strength")
+    p = p.transpose(FACE, SIDE, STRENGTH)
     df = p.to_dataframe(name="p").reset_index()
-    df = df.rename(columns={"strength": "a"})
-    df["side"] = df["side"].astype(str)
+    df = df.rename(columns={STRENGTH: "a"})
+    df[SIDE] = df[SIDE].astype(str)
     df = df[np.isfinite(df["p"].to_numpy(dtype=np.float64))].reset_index(drop=True)
-    groups = pd.factorize(df["face"])[0]
+    if df.empty:  # e.g. a study of neutral faces only: nothing to fit
+        return pd.DataFrame(columns=list(OLS_COLUMNS))
+    groups = pd.factorize(df[FACE])[0]
     model = smf.ols(formula, data=df)
     naive = model.fit()
     fit = model.fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=use_t)

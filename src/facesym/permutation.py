@@ -24,6 +24,8 @@ from typing import Literal
 
 import numpy as np
 
+from facesym.vocab import NEUTRAL
+
 Alternative = Literal["two-sided", "less", "greater"]
 
 _TARGET_ELEMENTS = 1 << 20  # resamples × tests per batch (a few arrays of 8 MiB each)
@@ -156,38 +158,39 @@ def maxt_signflip(d: np.ndarray, n_flips: int, seed: int, *,
 
     t_obs = _statistic(x.sum(axis=0)[None, :], n, ss, alternative)[0]
     order = np.argsort(-t_obs, kind="stable")  # most extreme first (for the step-down maxima)
-    thr = t_obs - _RTOL * np.abs(t_obs)
-    thr_sorted = thr[order]
+    threshold = t_obs - _RTOL * np.abs(t_obs)
+    threshold_sorted = threshold[order]
     count_raw = np.zeros(k, dtype=np.int64)
     count_max = np.zeros(k, dtype=np.int64)
     batch = batch_size or max(1, _TARGET_ELEMENTS // max(k, n_rows, 1))
     total = 0
     for signs in _sign_batches(n_rows, n_flips, seed, batch, exact):
         t_star = _statistic(signs @ x, n, ss, alternative)
-        count_raw += (t_star >= thr).sum(axis=0)
-        srt = t_star[:, order]
+        count_raw += (t_star >= threshold).sum(axis=0)
+        t_star_sorted = t_star[:, order]
         if step_down:  # successive maxima over {r, …, k} in the order of decreasing T_obs
-            q = np.maximum.accumulate(srt[:, ::-1], axis=1)[:, ::-1]
-            count_max += (q >= thr_sorted).sum(axis=0)
+            running_max = np.maximum.accumulate(t_star_sorted[:, ::-1], axis=1)[:, ::-1]
+            count_max += (running_max >= threshold_sorted).sum(axis=0)
         else:
-            count_max += (srt.max(axis=1)[:, None] >= thr_sorted).sum(axis=0)
+            count_max += (t_star_sorted.max(axis=1)[:, None] >= threshold_sorted).sum(axis=0)
         total += len(signs)
 
     if exact:  # the identity is one of the enumerated patterns
-        pr, pm_sorted = count_raw / total, count_max / total
+        p_raw_tested, p_max_sorted = count_raw / total, count_max / total
     else:
-        pr, pm_sorted = (1 + count_raw) / (total + 1), (1 + count_max) / (total + 1)
+        p_raw_tested, p_max_sorted = (1 + count_raw) / (total + 1), (1 + count_max) / (total + 1)
     if step_down:
-        pm_sorted = np.maximum.accumulate(pm_sorted)
-    pm = np.empty(k)
-    pm[order] = pm_sorted
-    p_raw[cols] = pr
-    p_max[cols] = np.maximum(pm, pr)  # guard: equal by construction up to the tie tolerance
+        p_max_sorted = np.maximum.accumulate(p_max_sorted)
+    p_max_tested = np.empty(k)
+    p_max_tested[order] = p_max_sorted
+    p_raw[cols] = p_raw_tested
+    # guard: equal by construction up to the tie tolerance
+    p_max[cols] = np.maximum(p_max_tested, p_raw_tested)
     return p_raw, p_max
 
 
 def omnibus_differences(d: np.ndarray, emotion: Sequence[str] | np.ndarray,
-                        exclude: Sequence[str] = ("neutral",),
+                        exclude: Sequence[str] = (NEUTRAL,),
                         weighting: Literal["face", "emotion"] = "emotion") -> np.ndarray:
     """Per-face column(s) for one omnibus test per classifier ("mean over emotions").
 

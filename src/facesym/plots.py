@@ -14,6 +14,20 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from facesym.stats import intended_probability  # noqa: E402
+from facesym.vocab import (  # noqa: E402
+    CLASSIFIER,
+    COMPARISON,
+    COMPARISONS,
+    CONTROL,
+    EMOTION,
+    FACE,
+    LEFT,
+    NEUTRAL,
+    PREDICTED,
+    RIGHT,
+    SIDE,
+    STRENGTH,
+)
 
 
 def save_png(fig: plt.Figure, out: str | Path, provenance: str | None = None,
@@ -25,12 +39,11 @@ def save_png(fig: plt.Figure, out: str | Path, provenance: str | None = None,
     fig.savefig(out, dpi=dpi, metadata=meta)
 
 
-SIDE_STYLE = {"left": ("tab:red", "-"), "right": ("tab:blue", "-"),
-              "control": ("0.3", "--")}
+SIDE_STYLE = {LEFT: ("tab:red", "-"), RIGHT: ("tab:blue", "-"), CONTROL: ("0.3", "--")}
 
 
 def dose_response_figure(cubes: Mapping[str, xr.Dataset], out: str | Path,
-                         exclude: tuple[str, ...] = ("neutral",),
+                         exclude: tuple[str, ...] = (NEUTRAL,),
                          provenance: str | None = None) -> None:
     """Mean intended-class probability vs strength, per classifier, one line per side.
 
@@ -42,18 +55,21 @@ def dose_response_figure(cubes: Mapping[str, xr.Dataset], out: str | Path,
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.2 * nrow), squeeze=False,
                              sharey=True)
     for ax, name in zip(axes.flat, names, strict=False):
-        ds = cubes[name]
-        p = intended_probability(ds["prob"].load(), ds["emotion"].load())
-        keep = ~np.isin([str(e) for e in ds["emotion"].values], exclude)
-        p = p.isel(face=np.flatnonzero(keep))
-        a = p["strength"].values
-        for side in p["side"].values:
-            colour, ls = SIDE_STYLE.get(str(side), ("k", ":"))
-            v = p.sel(side=side).values  # (face, strength)
-            mean = v.mean(0)
-            se = v.std(0, ddof=1) / np.sqrt(v.shape[0]) if v.shape[0] > 1 else 0 * mean
-            ax.plot(a, mean, ls, color=colour, marker="o", ms=3, label=str(side))
-            ax.fill_between(a, mean - 1.96 * se, mean + 1.96 * se, color=colour, alpha=0.15)
+        cube = cubes[name]
+        p = intended_probability(cube["prob"].load(), cube[EMOTION].load())
+        keep = ~np.isin([str(e) for e in cube[EMOTION].values], exclude)
+        p = p.isel({FACE: np.flatnonzero(keep)})
+        strengths = p[STRENGTH].values
+        for side in p[SIDE].values:
+            colour, line = SIDE_STYLE.get(str(side), ("k", ":"))
+            values = p.sel({SIDE: side}).transpose(FACE, STRENGTH).values
+            if not len(values):  # no expressive face (e.g. a study of neutral faces only)
+                continue
+            mean = values.mean(0)
+            se = (values.std(0, ddof=1) / np.sqrt(values.shape[0]) if values.shape[0] > 1
+                  else 0 * mean)
+            ax.plot(strengths, mean, line, color=colour, marker="o", ms=3, label=str(side))
+            ax.fill_between(strengths, mean - 1.96 * se, mean + 1.96 * se, color=colour, alpha=0.15)
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("intervention strength a")
         ax.grid(alpha=0.3)
@@ -61,7 +77,8 @@ def dose_response_figure(cubes: Mapping[str, xr.Dataset], out: str | Path,
         ax.set_ylabel("mean p(intended class)")
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    axes.flat[0].legend(title="affected side", fontsize=8)
+    if axes.flat[0].get_legend_handles_labels()[0]:
+        axes.flat[0].legend(title="affected side", fontsize=8)
     fig.suptitle("Dose-response: intended-class probability vs symmetry intervention", fontsize=11)
     fig.tight_layout()
     save_png(fig, out, provenance)
@@ -71,19 +88,19 @@ def dose_response_figure(cubes: Mapping[str, xr.Dataset], out: str | Path,
 def confusion_figure(confusion: xr.DataArray, out: str | Path,
                      provenance: str | None = None) -> None:
     """One row-normalised confusion matrix per classifier (a = 0 renders)."""
-    names = [str(n) for n in confusion["classifier"].values]
+    names = [str(n) for n in confusion[CLASSIFIER].values]
     ncol = min(4, len(names))
     nrow = int(np.ceil(len(names) / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 3.3 * nrow), squeeze=False)
-    emotions = [str(e) for e in confusion["emotion"].values]
-    predicted = [str(p) for p in confusion["predicted"].values]
+    emotions = [str(e) for e in confusion[EMOTION].values]
+    predicted = [str(p) for p in confusion[PREDICTED].values]
     for ax, name in zip(axes.flat, names, strict=False):
-        m = confusion.sel(classifier=name).values
-        ax.imshow(m, vmin=0, vmax=1, cmap="Blues")
-        for (r, c), v in np.ndenumerate(m):
-            if v > 0:
-                ax.text(c, r, f"{v:.2f}".lstrip("0"), ha="center", va="center", fontsize=6,
-                        color="white" if v > 0.6 else "black")
+        matrix = confusion.sel({CLASSIFIER: name}).transpose(EMOTION, PREDICTED).values
+        ax.imshow(matrix, vmin=0, vmax=1, cmap="Blues")
+        for (row, col), share in np.ndenumerate(matrix):
+            if share > 0:
+                ax.text(col, row, f"{share:.2f}".lstrip("0"), ha="center", va="center",
+                        fontsize=6, color="white" if share > 0.6 else "black")
         ax.set_xticks(range(len(predicted)), [p[:4] for p in predicted], rotation=90,
                       fontsize=8)
         ax.set_yticks(range(len(emotions)), [e[:4] for e in emotions], fontsize=8)
@@ -102,26 +119,24 @@ def confusion_figure(confusion: xr.DataArray, out: str | Path,
 def effects_figure(table: pd.DataFrame, out: str | Path, provenance: str | None = None) -> None:
     """Forest plot: mean difference with its BCa CI per classifier × emotion, one panel per
     comparison; filled markers are significant after the family correction."""
-    comps = [c for c in ("left", "right", "control", "left_vs_control", "right_vs_control")
-             if c in set(table["comparison"])]
+    comparisons = [c for c in COMPARISONS if c in set(table[COMPARISON])]
     tested = table.dropna(subset=["p"])
-    rows = tested[["classifier", "emotion"]].drop_duplicates().sort_values(["classifier",
-                                                                            "emotion"])
-    keys = list(zip(rows["classifier"], rows["emotion"], strict=True))
-    y = {k: i for i, k in enumerate(keys)}
-    fig, axes = plt.subplots(1, len(comps), figsize=(2.6 * len(comps) + 1.6,
-                                                     0.17 * len(keys) + 1.4),
+    rows = tested[[CLASSIFIER, EMOTION]].drop_duplicates().sort_values([CLASSIFIER, EMOTION])
+    keys = list(zip(rows[CLASSIFIER], rows[EMOTION], strict=True))
+    row_of = {key: i for i, key in enumerate(keys)}
+    fig, axes = plt.subplots(1, max(1, len(comparisons)),
+                             figsize=(2.6 * max(1, len(comparisons)) + 1.6,
+                                      0.17 * len(keys) + 1.4),
                              sharey=True, squeeze=False)
-    for ax, comp in zip(axes[0], comps, strict=True):
-        d = tested[tested["comparison"] == comp]
-        for r in d.itertuples():
-            yy = y[(r.classifier, r.emotion)]
-            colour = "tab:red" if r.mean_diff < 0 else "tab:blue"
-            ax.plot([r.ci_low, r.ci_high], [yy, yy], color=colour, lw=1)
-            ax.plot(r.mean_diff, yy, "o", ms=3.5, color=colour,
-                    mfc=colour if r.significant else "white")
+    for ax, comparison in zip(axes[0], comparisons, strict=False):
+        for cell in tested[tested[COMPARISON] == comparison].itertuples():
+            y = row_of[(cell.classifier, cell.emotion)]
+            colour = "tab:red" if cell.mean_diff < 0 else "tab:blue"
+            ax.plot([cell.ci_low, cell.ci_high], [y, y], color=colour, lw=1)
+            ax.plot(cell.mean_diff, y, "o", ms=3.5, color=colour,
+                    mfc=colour if cell.significant else "white")
         ax.axvline(0, color="0.4", lw=0.8)
-        ax.set_title(comp.replace("_vs_", " vs "), fontsize=9)
+        ax.set_title(comparison.replace("_vs_", " vs "), fontsize=9)
         ax.set_xlabel("mean Δp(intended)", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
         ax.tick_params(labelsize=7)

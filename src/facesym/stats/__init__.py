@@ -1,0 +1,37 @@
+"""Statistics of the symmetry intervention's effect on classifier outputs.
+
+- :mod:`~facesym.stats.paired`: one paired test (differences, Wilcoxon, t, BCa CI, effect sizes)
+  and the family correction;
+- :mod:`~facesym.stats.family`: the family of tests over classifier × emotion × comparison with
+  the max-T permutation test and the per-classifier omnibus;
+- :mod:`~facesym.stats.tables`: the family as tables (summary, omnibus, headline counts);
+- :mod:`~facesym.stats.markdown`: the tables as Markdown;
+- :mod:`~facesym.stats.manipulation`: the manipulation check on the untouched renders;
+- :mod:`~facesym.stats.dose`: derivative tests and clustered OLS along the strength;
+- :mod:`~facesym.stats.synthetic`: a cube with known effects, to try all of it on.
+"""
+
+from facesym.stats.dose import dose_response_tables
+from facesym.stats.family import FAMILY_DIMS, effect_tests, untested_reasons
+from facesym.stats.manipulation import confusion_matrices, manipulation_check
+from facesym.stats.markdown import manipulation_markdown, summary_markdown
+from facesym.stats.paired import (
+    METRICS,
+    bca_interval,
+    bootstrap_seed,
+    correct,
+    intended_probability,
+    paired_differences,
+    paired_test,
+    reference_probability,
+)
+from facesym.stats.synthetic import synthetic_cube
+from facesym.stats.tables import headline_counts, omnibus_table, summary_table
+
+__all__ = [
+    "FAMILY_DIMS", "METRICS", "bca_interval", "bootstrap_seed", "confusion_matrices", "correct",
+    "dose_response_tables", "effect_tests", "headline_counts", "intended_probability",
+    "manipulation_check", "manipulation_markdown", "omnibus_table", "paired_differences",
+    "paired_test", "reference_probability", "summary_markdown", "summary_table",
+    "synthetic_cube", "untested_reasons",
+]
