@@ -8,6 +8,12 @@ float32
 matmul FLOP/s this machine sustains (a 2048² GEMM on the same threads). ratio = measured /
 ceiling, i.e. the fraction of peak GEMM throughput the port reaches.
 
+Then facex on both engines at its own input (200x200 grey copied to 3 channels, batch
+``--batch``, ``--threads`` threads): the torch port with the zoo's reader options (the hybrid
+int8 emulation) and LiteRT (``ai-edge-litert``, default XNNPACK kernel set), their images/s
+and the ratio litert / torch. Engines are timed alternately, best of ``--repeats``, so that
+load from other processes on a shared machine hits both alike.
+
     .venv/bin/python bench/classify.py [--batch 64] [--repeats 5] [--threads 2] [names...]
 """
 
@@ -21,7 +27,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from facesym.classifiers.base import preprocess
+from facesym.classifiers.tflite import load_tflite
 from facesym.classifiers.zoo import is_user_supplied, load_classifier, load_zoo
+from facesym.resources import resource_file
 
 
 def best_time(fn, repeats: int) -> float:
@@ -46,6 +54,37 @@ def model_flops(module: torch.nn.Module, x: torch.Tensor) -> float:
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         module(x)
     return counter.get_total_flops() / x.shape[0]
+
+
+def facex_engines(zoo: dict, batch: int, repeats: int, threads: int) -> None:
+    """Print facex's images/s on the torch port and on LiteRT, and their ratio."""
+    entry = zoo["facex"]
+    path = resource_file(entry["weights"]["resource"], entry["weights"]["file"])
+    options = {k: v for k, v in entry.get("reader_options", {}).items() if k != "engine"}
+    engines = {"torch": load_tflite(path, engine="torch", **options)}
+    try:
+        engines["litert"] = load_tflite(path, engine="litert", num_threads=threads)
+    except ImportError as err:
+        print(f"facex litert engine unavailable: {err}")
+    x = torch.from_numpy(np.random.default_rng(1).integers(
+        0, 256, size=(batch, 1, 200, 200)).astype(np.float32) / 255).expand(-1, 3, -1, -1)
+    x = x.contiguous()
+    best = dict.fromkeys(engines, float("inf"))
+    with torch.inference_mode():
+        for module in engines.values():
+            module(x)  # warm-up (LiteRT plans the batch here)
+        for _ in range(repeats):
+            for name, module in engines.items():
+                t = time.perf_counter()
+                module(x)
+                best[name] = min(best[name], time.perf_counter() - t)
+    rate = {name: batch / t for name, t in best.items()}
+    print(f"\nfacex engines (200x200 grey as 3 channels, batch {batch}, {threads} threads)")
+    for name, module in engines.items():
+        info = module.engine_info
+        print(f"  {name:<8}{info['kernels']:<17}{rate[name]:>8.1f} img/s")
+    if "litert" in rate:
+        print(f"  ratio litert / torch: {rate['litert'] / rate['torch']:.2f}")
 
 
 def main() -> None:
@@ -85,6 +124,8 @@ def main() -> None:
                                       args.repeats)
         print(f"{name:<18}{flops / 1e6:>10.1f}{ceiling:>15.0f}{net:>11.0f}{net / ceiling:>8.2f}"
               f"{full:>15.0f}")
+    if "facex" in zoo and (not args.names or "facex" in args.names):
+        facex_engines(zoo, args.batch, args.repeats, args.threads)
 
 
 if __name__ == "__main__":

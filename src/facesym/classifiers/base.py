@@ -24,7 +24,11 @@ GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as OpenCV's RGB→grey
 
 
 def canonical_index(labels: Sequence[str]) -> np.ndarray:
-    """For each native label its canonical index (−1 = label outside the canonical set)."""
+    """For each native label its canonical index (−1 = label outside the canonical set).
+
+    >>> canonical_index(["angry", "happy", "contempt"]).tolist()
+    [0, 3, -1]
+    """
     out = []
     for lab in labels:
         canon = LABEL_SYNONYMS.get(lab.lower())
@@ -80,7 +84,16 @@ def crop_resize(images: torch.Tensor, boxes: torch.Tensor, size: int,
 
 def preprocess(images: np.ndarray | torch.Tensor, boxes: np.ndarray | torch.Tensor,
                spec: InputSpec) -> torch.Tensor:
-    """uint8 RGB images (B, H, W, 3) + face boxes → normalised network input (B, C, s, s)."""
+    """uint8 RGB images (B, H, W, 3) + face boxes → normalised network input (B, C, s, s).
+
+    >>> import numpy as np
+    >>> spec = InputSpec(size=48, colour="grey", mean=(127.5,), std=(127.5,))
+    >>> images = np.full((2, 100, 100, 3), 255, dtype=np.uint8)
+    >>> boxes = np.array([[20.0, 20.0, 80.0, 80.0]] * 2)
+    >>> x = preprocess(images, boxes, spec)
+    >>> tuple(x.shape), float(x.min()), float(x.max())
+    ((2, 1, 48, 48), 1.0, 1.0)
+    """
     x = torch.as_tensor(images).permute(0, 3, 1, 2).float()
     crops = crop_resize(x, square_crop_boxes(torch.as_tensor(boxes).float(), spec.margin),
                         spec.size)
@@ -100,7 +113,26 @@ def preprocess(images: np.ndarray | torch.Tensor, boxes: np.ndarray | torch.Tens
 
 @dataclass
 class Classifier:
-    """A loaded expression classifier behind the common interface."""
+    """A loaded expression classifier behind the common interface.
+
+    ``module`` maps the normalised input (B, C, s, s) to raw outputs in ``labels`` order;
+    ``output`` says what they are. A tiny hand-made module shows the interface:
+
+    >>> import numpy as np, torch
+    >>> net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+    ...                           torch.nn.Linear(1, 2))
+    >>> spec = InputSpec(size=32, colour="grey", mean=(0.0,), std=(255.0,))
+    >>> clf = Classifier("toy", net, spec, labels=("happy", "sad"), output="softmax")
+    >>> images = np.zeros((3, 64, 64, 3), dtype=np.uint8)
+    >>> boxes = np.array([[8.0, 8.0, 56.0, 56.0]] * 3)
+    >>> raw, probs = clf.predict(images, boxes, batch_size=2)
+    >>> raw.shape, bool(np.allclose(probs.sum(axis=1), 1.0))
+    ((3, 2), True)
+    >>> clf.to_canonical(probs).shape  # columns in CANONICAL_LABELS order, missing ones NaN
+    (3, 7)
+    >>> clf.engine_info["engine"]
+    'torch'
+    """
 
     name: str
     module: torch.nn.Module
@@ -132,6 +164,16 @@ class Classifier:
         else:
             probs = raw
         return raw, probs
+
+    @property
+    def engine_info(self) -> dict[str, str | int]:
+        """What runs the network, for provenance: ``engine`` ("torch" or "litert"),
+        ``kernels`` (e.g. "float", "hybrid-emulated", "xnnpack"), ``engine_version``, threads."""
+        info = getattr(self.module, "engine_info", None)
+        if info is not None:
+            return dict(info)
+        return {"engine": "torch", "kernels": "float", "engine_version": torch.__version__,
+                "threads": torch.get_num_threads()}
 
     def to_canonical(self, native: np.ndarray) -> np.ndarray:
         """Reorder native-label columns (…, L) onto CANONICAL_LABELS (missing ones NaN)."""

@@ -163,6 +163,13 @@ def load_networkv2(path: str | Path) -> NetworkV2:
     (the package's own ``torch.load`` without ``map_location`` fails on machines without CUDA:
     the stored optimiser state lives on a CUDA device). Returns the model in eval mode, float32;
     ``checkpoint_info`` holds the checkpoint's ``epochs``/``accuracy`` entries when present.
+
+    >>> import torch
+    >>> from facesym.resources import resource_file
+    >>> net = load_networkv2(resource_file(
+    ...     "facial_emotion_recognition", "facial_emotion_recognition/model/model.pkl"))
+    >>> tuple(net(torch.zeros(2, 1, 48, 48)).shape)
+    (2, 7)
     """
     path = Path(path)
     if not path.is_file():

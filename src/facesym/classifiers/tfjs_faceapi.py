@@ -350,6 +350,13 @@ def load_faceapi_expression(manifest_path: str | Path) -> FaceExpressionNet:
 
     ``manifest_path`` is ``face_expression_model-weights_manifest.json``; the ``.bin`` shard
     is looked up beside it.
+
+    >>> import torch
+    >>> from facesym.resources import resource_file
+    >>> net = load_faceapi_expression(resource_file(
+    ...     "face_api", "package/model/face_expression_model-weights_manifest.json"))
+    >>> tuple(net(torch.zeros(1, 3, 112, 112)).shape)
+    (1, 7)
     """
     net = FaceExpressionNet()
     net.load_tfjs_weights(read_tfjs_weights(manifest_path))
