@@ -7,9 +7,9 @@ rule classify:
     output:
         cube=directory(f"{RESULTS}/classify/{{classifier}}.zarr"),
     params:
-        cfg=stage_config(config, "classify"),
-        entry=lambda wc: zoo_entry(wc.classifier, ZOO),
-        cache=CACHE,
+        cfg=lambda wc: stage_config(
+            config, "classify", classifier=wc.classifier, zoo_entry=zoo_entry(wc.classifier, ZOO)
+        ),
     wildcard_constraints:
         classifier="[A-Za-z0-9_.-]+",
     log:
@@ -24,4 +24,4 @@ rule classify:
         gpu=1 if config["classify"]["device"].startswith("cuda") else 0,
     threads: 2
     script:
-        "../scripts/classify.py"
+        "../scripts/run_stage.py"

@@ -1,44 +1,24 @@
 # Config validation, paths and helpers shared by every rule.
-import os
-from pathlib import Path
-
 from snakemake.exceptions import WorkflowError
 
-from facesym.classifiers.zoo import (
-    check_user_weights,
-    is_user_supplied,
-    load_zoo,
-    user_weights_path,
-    zoo_entry,
-)
-from facesym.config import ConfigError, load_schema, stage_config, validate_config
+from facesym.classifiers.zoo import is_user_supplied, load_zoo, user_weights_path, zoo_entry
+from facesym.config import ConfigError, validate_study_config
+from facesym.stages.params import stage_config
 
-BASEDIR = Path(workflow.basedir)
-
+# Exactly what `facesym check-config` validates: schema, defaults, FACS tables, classifiers.
 try:
-    _validated = validate_config(config, load_schema(BASEDIR / "config" / "schema.yaml"))
+    _study = validate_study_config(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 config.clear()
-config.update(_validated)
+config.update(_study)
 
-ZOO = load_zoo(BASEDIR / "config" / "zoo.yaml", BASEDIR / "config" / "zoo_byo_templates.yaml")
-for _name in config["classifiers"]:
-    if _name not in ZOO:
-        raise WorkflowError(
-            f"config key classifiers: unknown classifier {_name!r} "
-            f"(allowed values: {', '.join(sorted(ZOO))}; see config/zoo.yaml)"
-        )
-    if is_user_supplied(ZOO[_name]):
-        try:
-            check_user_weights(_name, ZOO[_name])
-        except (FileNotFoundError, ValueError) as err:
-            raise WorkflowError(str(err)) from None
+# the shipped zoo plus the study's own `zoo:` entries
+ZOO = load_zoo(extra=config.get("zoo"))
 
 STUDY = config["study"]
 RESULTS = f"results/{STUDY}"
 CACHE = config["resources"]["cache_dir"]
-MIRROR = config["resources"]["mirror"] or os.environ.get("FACESYM_MIRROR", "")
 CLASSIFIERS = list(config["classifiers"])
 STATS_OUTPUTS = [
     f"{RESULTS}/stats/tests.zarr",

@@ -11,8 +11,7 @@ rule contact_sheet:
             category="Interventions",
         ),
     params:
-        cfg=stage_config(config, "render"),
-        faces=config["contact_sheet"]["faces"],
+        cfg=stage_config(config, "contact_sheet"),
     log:
         f"{RESULTS}/logs/contact_sheet.log",
     conda:
@@ -22,4 +21,4 @@ rule contact_sheet:
         runtime=20,
     threads: 2
     script:
-        "../scripts/contact_sheet.py"
+        "../scripts/run_stage.py"

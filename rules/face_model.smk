@@ -7,7 +7,6 @@ rule face_model:
         model=f"{RESULTS}/face_model/{config['face_model']['name']}.npz",
     params:
         cfg=stage_config(config, "face_model"),
-        cache=CACHE,
     log:
         f"{RESULTS}/logs/face_model.log",
     benchmark:
@@ -19,4 +18,4 @@ rule face_model:
         runtime=20,
     threads: 2
     script:
-        "../scripts/build_face_model.py"
+        "../scripts/run_stage.py"

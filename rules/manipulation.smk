@@ -12,7 +12,7 @@ rule manipulation_check:
             category="Manipulation check",
         ),
     params:
-        classifiers=CLASSIFIERS,
+        cfg=stage_config(config, "manipulation_check"),
     log:
         f"{RESULTS}/logs/manipulation_check.log",
     conda:
@@ -22,4 +22,4 @@ rule manipulation_check:
         runtime=10,
     threads: 1
     script:
-        "../scripts/manipulation_check.py"
+        "../scripts/run_stage.py"

@@ -20,4 +20,4 @@ rule render:
         gpu=1 if config["render"]["device"].startswith("cuda") else 0,
     threads: 2
     script:
-        "../scripts/render.py"
+        "../scripts/run_stage.py"

@@ -4,8 +4,7 @@ rule fetch_resource:
     output:
         stamp=f"{CACHE}/{{rid}}.verified.json",
     params:
-        cache=lambda wildcards, output: os.path.dirname(output.stamp),
-        mirror=MIRROR,
+        cfg=lambda wc: stage_config(config, "fetch_resource", rid=wc.rid),
     log:
         f"{RESULTS}/logs/fetch_{{rid}}.log",
     conda:
@@ -15,4 +14,4 @@ rule fetch_resource:
         runtime=30,
     threads: 1
     script:
-        "../scripts/fetch_resource.py"
+        "../scripts/run_stage.py"

@@ -16,4 +16,4 @@ rule scenes:
         runtime=10,
     threads: 1
     script:
-        "../scripts/sample_scenes.py"
+        "../scripts/run_stage.py"

@@ -23,7 +23,6 @@ rule stats:
         ),
     params:
         cfg=stage_config(config, "stats"),
-        classifiers=CLASSIFIERS,
     log:
         f"{RESULTS}/logs/stats.log",
     conda:
@@ -33,4 +32,4 @@ rule stats:
         runtime=20,
     threads: 1
     script:
-        "../scripts/stats.py"
+        "../scripts/run_stage.py"

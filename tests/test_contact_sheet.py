@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from facesym.config import validate_config
 from facesym.contact_sheet import contact_sheet, identity_grid
@@ -35,3 +36,12 @@ def test_contact_sheet_png(ict_model, tmp_path):
     assert set(scores) == {"face0", "face1"}
     # the index is scale-free: identities and intensities differ, the scores do not
     np.testing.assert_allclose(scores["face0"], scores["face1"], atol=1e-4)
+
+
+@pytest.mark.parametrize("faces", [[0, 2], [-1]])
+def test_faces_outside_the_study_are_named(ict_model, tmp_path, faces):
+    cfg = _cfg()
+    scenes = sample_scenes(cfg, ict_model)
+    with pytest.raises(ValueError, match=r"contact_sheet.faces: \[-?\d\] not in the study"):
+        contact_sheet(ict_model, scenes, cfg, faces, tmp_path / "sheet.png")
+    assert not (tmp_path / "sheet.png").exists()

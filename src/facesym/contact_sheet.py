@@ -50,7 +50,15 @@ def crop_to_faces(images: np.ndarray, boxes: np.ndarray, margin: float = 0.3) ->
 
 def contact_sheet(model: FaceModel, scenes: xr.Dataset, cfg: Mapping, faces: Sequence[int],
                   out: str | Path, provenance: str | None = None) -> dict[str, np.ndarray]:
-    """Write a PNG grid (rows: identity × emotion; columns: side × strength); return scores."""
+    """Write a PNG grid (rows: identity × emotion; columns: side × strength); return scores.
+
+    Raises ValueError naming ``contact_sheet.faces`` when a face is not in the study.
+    """
+    n_faces = scenes.sizes["face"]
+    outside = [int(f) for f in faces if not 0 <= int(f) < n_faces]
+    if outside:
+        raise ValueError(f"config key contact_sheet.faces: {outside} not in the study, which has "
+                         f"faces 0..{n_faces - 1} (scenes.faces_per_emotion × emotions)")
     emotions = [e for e in cfg["scenes"]["emotions"]]
     r = StudyRenderer(model, cfg)
     sides, strengths = r.sides, r.strengths

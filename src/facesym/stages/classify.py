@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import numpy as np
@@ -10,6 +11,9 @@ import xarray as xr
 from tqdm import tqdm
 
 from facesym.classifiers.base import CANONICAL_LABELS, Classifier
+from facesym.classifiers.zoo import load_classifier
+from facesym.cubes import open_cube, write_dataset
+from facesym.provenance import provenance_attrs
 
 
 def classify_renders(clf: Classifier, renders: xr.Dataset, batch_size: int = 64,
@@ -63,3 +67,19 @@ def classify_attrs(clf: Classifier, entry: Mapping, device: str) -> dict:
         "device": device,
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def run(inputs: Mapping, outputs: Mapping, cfg: Mapping, log: logging.Logger) -> None:
+    """Classify every image of ``inputs["renders"]`` with ``cfg["classifier"]``."""
+    ccfg, name, entry = cfg["classify"], cfg["classifier"], cfg["zoo_entry"]
+    if ccfg["threads"]:  # 0: the job's threads (set by the runner)
+        torch.set_num_threads(ccfg["threads"])
+    clf = load_classifier(name, {name: entry}, cache_dir=cfg["resources"]["cache_dir"])
+    renders = open_cube(inputs["renders"])
+    cube = classify_renders(clf, renders, batch_size=ccfg["batch_size"], device=ccfg["device"])
+    attrs = provenance_attrs(
+        "classify", cfg, inputs={"renders": inputs["renders"]}, resources=clf.weights_sha256,
+        extra=classify_attrs(clf, entry, ccfg["device"]),
+    )
+    write_dataset(cube, outputs["cube"], attrs)
+    log.info("classified %d images with %s", cube["prob"].size // cube.sizes["label"], name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import xarray as xr
 from tqdm import tqdm
 
 from facesym.appearance import appearance_masks, vertex_albedo
-from facesym.cubes import CubeWriter
+from facesym.cubes import CubeWriter, open_cube
 from facesym.facemodel.base import FaceModel
 from facesym.interventions import (
     displacement_parts,
@@ -20,6 +21,7 @@ from facesym.interventions import (
     intervention_masks,
     shape_groups,
 )
+from facesym.provenance import provenance_attrs
 from facesym.render import frontal_camera, project_points, render_batch, rotation_matrix
 from facesym.symmetry import asymmetry_2d, asymmetry_3d, asymmetry_rms_3d, paired_vertices
 
@@ -214,3 +216,18 @@ def render_study(model: FaceModel, scenes: xr.Dataset, cfg: Mapping, out: str | 
     except BaseException:
         writer.abort()
         raise
+
+
+def run(inputs: Mapping, outputs: Mapping, cfg: Mapping, log: logging.Logger) -> None:
+    """Render the study's design from the face model and scene cube into ``outputs["renders"]``.
+
+    Rendering is deterministic: its only randomness is the scenes', whose seeds that store holds.
+    """
+    model = FaceModel.load(inputs["model"])
+    scenes = open_cube(inputs["scenes"]).load()
+    rcfg = cfg["render"]
+    attrs = provenance_attrs(
+        "render", cfg, inputs={"model": inputs["model"], "scenes": inputs["scenes"]},
+        extra={"backend": rcfg["backend"], "device": rcfg["device"]},
+    )
+    render_study(model, scenes, cfg, outputs["renders"], attrs, log=log.info)

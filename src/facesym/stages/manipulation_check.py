@@ -1,0 +1,24 @@
+"""Manipulation-check stage: recognition on the untouched (a = 0) renders, and confusions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from facesym.cubes import open_cube
+from facesym.plots import confusion_figure
+from facesym.provenance import provenance_attrs, provenance_line
+from facesym.stats import confusion_matrices, manipulation_check, manipulation_markdown
+
+
+def run(inputs: Mapping, outputs: Mapping, cfg: Mapping, log: logging.Logger) -> None:
+    """Table (CSV, Markdown) and confusion figure of every classifier in ``cfg["classifiers"]``."""
+    paths = dict(zip(cfg["classifiers"], inputs["cubes"], strict=True))
+    cubes = {name: open_cube(path) for name, path in paths.items()}
+    line = provenance_line(provenance_attrs("manipulation_check", cfg, inputs=paths))
+    table = manipulation_check(cubes)
+    table.to_csv(outputs["csv"], index=False, float_format="%.4f")
+    with open(outputs["md"], "w") as fh:
+        fh.write(manipulation_markdown(table, line))
+    confusion_figure(confusion_matrices(cubes), outputs["figure"], provenance=line)
+    log.info("manipulation check: %s", table[table.emotion == "all"].to_dict("records"))

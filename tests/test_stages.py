@@ -1,0 +1,299 @@
+"""Every stage reads exactly the config its rule passes as ``params.cfg``.
+
+Each stage runs on a tiny real study (ICT-FaceKit, two real classifiers) with a config proxy
+that records every dotted key read. Two failures are possible: a key the stage reads that the
+rule does not pass (a hidden dependency: the proxy raises KeyError, or records an absent
+``.get``), and a key the rule passes that the stage never reads (a spurious re-run). Writing the
+whole config into the provenance attributes is not counted as reading it: that is where the
+params are recorded, not what the output depends on. One deliberate read outside the params:
+fetch_resource falls back to ``$FACESYM_MIRROR`` (where files come from, checked against pinned
+checksums, is the machine's business, not the study's).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_flame import flame  # noqa: F401 - the synthetic FLAME pickle fixture
+
+from facesym.classifiers.zoo import load_zoo, zoo_entry
+from facesym.config import validate_config
+from facesym.cubes import open_cube
+from facesym.resources import default_mirror, fetch_resource
+from facesym.stages import STAGES
+from facesym.stages.params import RULE_VALUES, STAGE_KEYS, stage_config
+from facesym.stages.runner import run_stage
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSIFIERS = ["mini_xception", "mini_xception_48"]
+
+
+class Reads:
+    """What a stage read from its config: dotted paths present, and paths asked for but absent."""
+
+    def __init__(self) -> None:
+        self.present: set[str] = set()
+        self.absent: set[str] = set()
+        self.paused = False
+
+    def note(self, path: str, found: bool) -> None:
+        if not self.paused:
+            (self.present if found else self.absent).add(path)
+
+
+class RecordingConfig(dict):
+    """A read-only view of a nested config dict that records each key read, by dotted path."""
+
+    def __init__(self, data: dict, reads: Reads, prefix: str = "") -> None:
+        super().__init__(data)
+        self._reads, self._prefix = reads, prefix
+
+    def _wrap(self, key: str, value: Any) -> Any:
+        path = self._prefix + str(key)
+        self._reads.note(path, True)
+        return RecordingConfig(value, self._reads, path + ".") if isinstance(value, dict) else value
+
+    def __getitem__(self, key: str) -> Any:
+        if not dict.__contains__(self, key):
+            self._reads.note(self._prefix + str(key), False)
+        return self._wrap(key, dict.__getitem__(self, key))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if dict.__contains__(self, key) else (
+            self._reads.note(self._prefix + str(key), False) or default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(dict.keys(self)))
+
+    def keys(self):  # noqa: D102 - dict() and ** go through keys() and __getitem__
+        return list(dict.keys(self))
+
+    def items(self):  # noqa: D102
+        return [(k, self[k]) for k in dict.keys(self)]
+
+    def values(self):  # noqa: D102
+        return [self[k] for k in dict.keys(self)]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        raise TypeError("a stage must not change its config")
+
+
+def leaf_paths(node: Any, prefix: str = "") -> set[str]:
+    """Dotted paths of every leaf (a value that is not a non-empty dict) of a nested dict."""
+    if isinstance(node, dict) and node:
+        return set().union(*(leaf_paths(v, f"{prefix}{k}.") for k, v in node.items()))
+    return {prefix.rstrip(".")}
+
+
+def run_recorded(stage: str, config: dict, inputs: dict, outputs: dict,
+                 monkeypatch: pytest.MonkeyPatch, **rule_values: Any) -> tuple[dict, Reads]:
+    """Run ``stage`` with the cfg its rule would pass, recording what it reads."""
+    cfg = stage_config(config, stage, **rule_values)
+    reads = Reads()
+    module = importlib.import_module(f"facesym.stages.{stage}")
+    if hasattr(module, "provenance_attrs"):
+        record = module.provenance_attrs
+
+        def paused(*args: Any, **kwargs: Any) -> dict:
+            reads.paused = True
+            try:
+                return record(*args, **kwargs)
+            finally:
+                reads.paused = False
+
+        monkeypatch.setattr(module, "provenance_attrs", paused)
+    module.run(inputs, outputs, RecordingConfig(cfg, reads), logging.getLogger("test_stages"))
+    monkeypatch.undo()
+    return cfg, reads
+
+
+@pytest.fixture(scope="module")
+def tiny(cache_dir: Path) -> dict:
+    """A tiny validated study: 2 emotions x 3 faces, 3 strengths, 64 px, two classifiers."""
+    for rid in ("ict_facekit", "fer", "face_classification"):
+        fetch_resource(rid, cache_dir)
+    return validate_config({
+        "study": "tiny", "seed": 7,
+        "resources": {"cache_dir": str(cache_dir)},
+        "face_model": {"identity_modes": 4},
+        "scenes": {"faces_per_emotion": 3, "emotions": ["happiness", "neutral"]},
+        "intervention": {"strengths": [0.0, 0.5, 1.0]},
+        "render": {"size": 64, "batch_size": 9},
+        "classifiers": CLASSIFIERS,
+        "contact_sheet": {"faces": [1]},
+    })
+
+
+@pytest.fixture(scope="module")
+def runs(tiny: dict, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every stage run once, in workflow order: {stage: (cfg, reads, outputs)}."""
+    out = tmp_path_factory.mktemp("stages")
+    mp = pytest.MonkeyPatch()
+    done: dict[str, tuple[dict, Reads, dict]] = {}
+
+    def go(stage: str, inputs: dict, outputs: dict, config: dict = tiny, **values: Any) -> None:
+        cfg, reads = run_recorded(stage, config, inputs, outputs, mp, **values)
+        done[stage] = (cfg, reads, outputs)
+
+    # a real fetch (mirror, else upstream) into an empty cache
+    mirror = default_mirror()
+    fresh = {**tiny, "resources": {"cache_dir": str(out / "cache"),
+                                   "mirror": str(mirror) if mirror else None}}
+    go("fetch_resource", {}, {"stamp": str(out / "cache" / "face_classification.verified.json")},
+       config=fresh, rid="face_classification")
+    stamp = str(cache_dir / "ict_facekit.verified.json")
+    model = str(out / "ict.npz")
+    go("face_model", {"stamp": stamp}, {"model": model})
+    scenes = str(out / "scenes.zarr")
+    go("scenes", {"model": model}, {"scenes": scenes})
+    renders = str(out / "renders.zarr")
+    go("render", {"model": model, "scenes": scenes}, {"renders": renders})
+    cubes = [str(out / f"{name}.zarr") for name in CLASSIFIERS]
+    zoo = load_zoo()
+    for name, cube in zip(CLASSIFIERS, cubes, strict=True):
+        go("classify", {"renders": renders, "weights": stamp}, {"cube": cube},
+           classifier=name, zoo_entry=zoo_entry(name, zoo))
+    stats = out / "stats"
+    stats.mkdir()
+    go("stats", {"cubes": cubes}, {
+        "tests": str(stats / "tests.zarr"), "csv": str(stats / "summary.csv"),
+        "md": str(stats / "summary.md"), "omnibus": str(stats / "omnibus.csv"),
+        "derivatives": str(stats / "derivatives.csv"), "ols": str(stats / "ols.csv"),
+        "figure": str(stats / "dose_response.png"), "effects": str(stats / "effects.png")})
+    go("manipulation_check", {"cubes": cubes}, {
+        "csv": str(stats / "manipulation_check.csv"), "md": str(stats / "manipulation_check.md"),
+        "figure": str(stats / "confusion.png")})
+    go("contact_sheet", {"model": model, "scenes": scenes}, {"sheet": str(out / "sheet.png")})
+    return done
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_reads_exactly_its_params(runs: dict, stage: str):
+    cfg, reads, _ = runs[stage]
+    unused = leaf_paths(cfg) - reads.present
+    assert not unused, f"{stage} is given keys it never reads (spurious re-runs): {unused}"
+    # an absent optional key may be asked for only inside a section the rule passes whole
+    # (e.g. a distribution's "dist", a zoo entry's "margin"), so that adding it changes params
+    whole = (*STAGE_KEYS[stage], *RULE_VALUES.get(stage, ()))
+    hidden = {p for p in reads.absent if not any(p.startswith(k + ".") for k in whole)}
+    assert not hidden, f"{stage} reads keys its rule does not pass: {hidden}"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_wrote_its_outputs(runs: dict, stage: str):
+    for path in runs[stage][2].values():
+        assert Path(path).exists(), (stage, path)
+
+
+def test_outputs_are_the_study(runs: dict, tiny: dict):
+    """The chain produced the tiny study: sizes follow the config, provenance names the stage."""
+    renders = open_cube(runs["render"][2]["renders"])
+    assert dict(renders.sizes)["face"] == 6 and renders.sizes["y"] == 64
+    assert list(renders["side"].values) == ["left", "right", "control"]
+    assert renders.attrs["stage"] == "render" and renders.attrs["backend"] == "torch"
+    prob = open_cube(runs["classify"][2]["cube"])["prob"]
+    np.testing.assert_allclose(prob.sum("label").values, 1.0, atol=1e-5)
+    md = Path(runs["manipulation_check"][2]["md"]).read_text()
+    assert md.startswith("# Manipulation check") and "mini_xception_48" in md
+    assert "Provenance: facesym" in md
+
+
+def test_unused_expression_entries_are_not_params(tiny: dict):
+    """Editing a prototype no studied emotion uses changes no stage's params."""
+    edited = {**tiny, "expressions": {
+        "action_units": {**tiny["expressions"]["action_units"], "AU14R": {"mouthDimple_R": 0.2}},
+        "prototypes": {**tiny["expressions"]["prototypes"], "contempt": {"AU14R": 0.5}}}}
+    for stage in ("scenes", "render", "contact_sheet"):
+        assert stage_config(edited, stage) == stage_config(tiny, stage)
+    used = {**tiny, "expressions": {**tiny["expressions"], "prototypes": {
+        **tiny["expressions"]["prototypes"], "happiness": {"AU12": 1.0}}}}
+    assert stage_config(used, "scenes") != stage_config(tiny, "scenes")
+
+
+def test_rule_values_are_required(tiny: dict):
+    with pytest.raises(TypeError, match="classifier"):
+        stage_config(tiny, "classify")
+    with pytest.raises(KeyError, match="unknown stage"):
+        stage_config(tiny, "bogus")
+
+
+def _rules() -> dict[str, str]:
+    text = "\n".join(p.read_text() for p in sorted((REPO / "rules").glob("*.smk")))
+    blocks = re.split(r"^rule (\w+):", text, flags=re.M)
+    return dict(zip(blocks[1::2], blocks[2::2], strict=True))
+
+
+def test_every_rule_runs_its_stage_with_cfg_only():
+    """The params list is the dependency map: one ``cfg`` built by ``stage_config`` per rule."""
+    rules = _rules()
+    assert set(rules) == set(STAGES)
+    for rule, body in rules.items():
+        params = re.search(r"params:\n(.*?)\n    \w+:", body, flags=re.S).group(1)
+        assert re.findall(r"^        (\w+)=", params, flags=re.M) == ["cfg"], (rule, params)
+        call = " ".join(params.split())
+        assert f'stage_config( config, "{rule}"' in call.replace("(config", "( config"), rule
+        for name in RULE_VALUES.get(rule, ()):
+            assert f"{name}=" in call, (rule, name)
+        assert '"../scripts/run_stage.py"' in body, rule
+    scripts = sorted(p.name for p in (REPO / "scripts").glob("*.py"))
+    assert scripts == ["run_stage.py"]
+    assert len((REPO / "scripts" / "run_stage.py").read_text().splitlines()) <= 15
+
+
+def test_runner_logs_to_the_job_log_and_names_unknown_rules(tmp_path: Path, cache_dir: Path):
+    stamp = tmp_path / "fer.verified.json"
+    cfg = {"rid": "fer", "resources": {"cache_dir": str(cache_dir), "mirror": None}}
+    run_stage("fetch_resource", {}, {"stamp": str(stamp)}, cfg, str(tmp_path / "fetch.log"))
+    assert '"resource": "fer"' in stamp.read_text()
+    assert "resource fer:" in (tmp_path / "fetch.log").read_text()
+    with pytest.raises(KeyError, match="has no stage"):
+        run_stage("bogus", {}, {}, {}, None)
+
+
+@pytest.mark.parametrize("landmarks_in", ["config", "file"])
+def test_flame_face_model_reads_exactly_its_params(flame, tiny: dict, tmp_path: Path,  # noqa: F811
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   landmarks_in: str):
+    """FLAME takes its settings but not ICT's cache; its pickle (and a landmark file) are inputs."""
+    inputs = {"flame": str(flame.path)}
+    landmarks: list[int] | str = [int(i) for i in flame.landmarks]
+    if landmarks_in == "file":
+        landmarks = str(tmp_path / "landmarks.npy")
+        np.save(landmarks, flame.landmarks)
+        inputs["landmarks"] = landmarks
+    config = {**tiny, "face_model": {
+        "name": "flame", "identity_modes": 6,
+        "flame": {"path": str(flame.path), "landmarks": landmarks, "expression_modes": 5,
+                  "mirror_tolerance_cm": 0.1}}}
+    out = tmp_path / "flame.npz"
+    cfg, reads = run_recorded("face_model", config, inputs, {"model": str(out)}, monkeypatch)
+    assert "resources" not in cfg and "path" not in cfg["face_model"]["flame"]
+    assert leaf_paths(cfg) <= reads.present and not reads.absent
+    from facesym.facemodel.base import FaceModel
+
+    model = FaceModel.load(out)
+    assert model.name == "flame" and len(model.identity) == 6
+    np.testing.assert_array_equal(model.landmarks, flame.landmarks)
+
+
+def test_params_do_not_depend_on_key_order(tiny: dict):
+    """Reordered schema or config keys must not re-run anything (params compare as text)."""
+    def reverse(node: Any) -> Any:
+        return {k: reverse(node[k]) for k in reversed(list(node))} if isinstance(node, dict) \
+            else node
+
+    for stage in STAGES:
+        values = {"rid": "fer"} if stage == "fetch_resource" else {}
+        if stage == "classify":
+            values = {"classifier": "fer", "zoo_entry": zoo_entry("mini_xception", load_zoo())}
+        a = stage_config(tiny, stage, **values)
+        b = stage_config(reverse(tiny), stage, **{k: reverse(v) for k, v in values.items()})
+        assert repr({k: v for k, v in a.items() if k != "expressions"}) == \
+            repr({k: v for k, v in b.items() if k != "expressions"}), stage
