@@ -6,6 +6,7 @@ import hashlib
 import sys
 import textwrap
 import warnings
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +26,13 @@ from facesym.classifiers.byo import (
     load_onnx,
     load_torchscript,
 )
+from facesym.classifiers.zoo import check_zoo
 
 # TorchScript is deprecated in recent torch but still what many users have.
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:`torch\.jit\.\w+` is deprecated:DeprecationWarning")
 
-REPO = Path(__file__).resolve().parents[1]
-TEMPLATES = REPO / "config" / "zoo_byo_templates.yaml"
+TEMPLATES = resources.files("facesym").joinpath("data", "zoo_byo_templates.yaml")
 
 
 class TinyNet(torch.nn.Module):
@@ -379,6 +380,31 @@ def test_sha256_checked(tmp_path: Path) -> None:
     assert str(path) in msg and wrong in msg and good in msg and "some_entry" in msg
 
 
+def test_unquoted_all_digit_sha256_is_refused(tmp_path: Path) -> None:
+    """YAML reads an unquoted all-digit sha256 as an int: refused, never skipped."""
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"x")
+    digits = yaml.safe_load("sha256: " + "1" * 64)["sha256"]
+    assert isinstance(digits, int)
+    with pytest.raises(ValueError, match="must be a quoted string of 64 hex digits"):
+        check_user_file(path, "a file", "e", sha256=digits)
+
+
+def test_relative_user_path_resolves_against_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, net: TinyNet) -> None:
+    torch.jit.save(torch.jit.script(net), str(tmp_path / "ts.pt"))
+    entry = {"format": "torchscript", "weights": {"path": "ts.pt"},
+             "input": {"size": 16, "colour": "rgb", "mean": [0], "std": [1]},
+             "labels": ["a", "b", "c", "d", "e"], "output": "softmax"}
+    monkeypatch.chdir(tmp_path)
+    x = _batch(2)
+    with torch.no_grad():
+        torch.testing.assert_close(load_entry("t", entry)(x), net(x), atol=1e-5, rtol=1e-5)
+    monkeypatch.chdir(tmp_path.parent)
+    with pytest.raises(FileNotFoundError, match="working directory"):
+        load_entry("t", entry)
+
+
 def test_load_entry_reads_each_format(tmp_path: Path, onnx_files: dict[str, Path],
                                       user_pkg: str, net: TinyNet) -> None:
     sd, src = _user_sd()
@@ -412,6 +438,7 @@ def test_load_entry_reads_each_format(tmp_path: Path, onnx_files: dict[str, Path
 
 def test_templates_have_required_keys() -> None:
     templates = yaml.safe_load(TEMPLATES.read_text())
+    check_zoo(templates, "templates")  # the zoo schema holds for every template
     assert len(templates) >= 8
     formats = set()
     for name, entry in templates.items():

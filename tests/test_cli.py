@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 import xarray as xr
 import yaml
 
@@ -19,6 +22,44 @@ def test_check_config_valid_and_invalid(tmp_path, capsys):
     bad.write_text(yaml.safe_dump({"render": {"backend": "opengl"}}))
     assert main(["check-config", str(bad)]) == 2
     assert "config key render.backend" in capsys.readouterr().err
+
+
+def test_check_config_merges_onto_the_base_like_snakemake(tmp_path, capsys):
+    """The base config (config/config.yaml) is merged under the file, as the workflow does."""
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump({"study": "b", "scenes": {"faces_per_emotion": 30}}))
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump({"scenes": {"emotions": ["anger", "neutral"]}}))
+    assert main(["check-config", str(mine), "--base", str(base)]) == 0
+    assert "valid (study 'b', 60 faces" in capsys.readouterr().out
+    assert main(["check-config", str(mine), "--base", str(base),
+                 "--config", "study=s2", "scenes={faces_per_emotion: 3}"]) == 0
+    assert "valid (study 's2', 6 faces" in capsys.readouterr().out
+
+
+def test_check_config_run_from_the_checkout_reads_config_yaml(monkeypatch, capsys):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    assert main(["check-config"]) == 0
+    assert "config/config.yaml: valid (study 'default', 210 faces" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--config", "study=.."], "config key study"),
+    (["--config", "classifiers=[mini_xception, nope]"], "unknown classifier 'nope'"),
+    (["--config", "contact_sheet={faces: [1000]}"], "config key contact_sheet.faces"),
+    (["--config", "novel=1"], "Additional properties are not allowed ('novel'"),
+])
+def test_check_config_refuses_what_the_workflow_refuses(args, needle, capsys):
+    assert main(["check-config", *args]) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_check_config_names_file_and_line_of_a_yaml_error(tmp_path, capsys):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("study: s\nrender:\n  size: 96\n   device: cpu\n")
+    assert main(["check-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}, line 4, column" in err and "Traceback" not in err
 
 
 def test_fetch_and_provenance(tmp_path, cache_dir, capsys):

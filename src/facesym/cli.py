@@ -7,14 +7,39 @@ import json
 import sys
 from pathlib import Path
 
-from facesym.config import ConfigError, load_config
+from facesym.config import (
+    ConfigError,
+    describe_estimate,
+    merged_config,
+    study_estimate,
+    validate_study_config,
+)
 from facesym.resources import ResourceError, fetch_resource, load_manifest
+
+DEFAULT_BASE = Path("config") / "config.yaml"
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
-    print(f"{args.config}: valid (study {cfg['study']!r}, "
-          f"{cfg['scenes']['faces_per_emotion'] * len(cfg['scenes']['emotions'])} faces, "
+    """Merge and validate as the workflow does: base, each configfile, then --config."""
+    base = args.base
+    if base is None and DEFAULT_BASE.is_file():
+        base = DEFAULT_BASE
+    files = [*args.config, *(args.configfile or [])]
+    try:
+        from snakemake.cli import parse_config
+    except ImportError:  # pragma: no cover - snakemake is a dependency
+        parse_config = None
+    overrides = {}
+    if args.set:
+        if parse_config is None:
+            raise ConfigError("--config needs snakemake installed")
+        try:
+            overrides = parse_config(args.set)
+        except ValueError as err:
+            raise ConfigError(f"--config: {err}") from None
+    cfg = validate_study_config(merged_config(files, overrides, base=base))
+    what = ", ".join(str(f) for f in ([base] if base else []) + files) or "schema defaults"
+    print(f"{what}: valid (study {cfg['study']!r}, {describe_estimate(study_estimate(cfg))}, "
           f"{len(cfg['classifiers'])} classifiers)")
     return 0
 
@@ -52,8 +77,18 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``facesym`` command."""
     ap = argparse.ArgumentParser(prog="facesym", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("check-config", help="validate a study config against the schema")
-    c.add_argument("config", nargs="?", default="config/config.yaml")
+    c = sub.add_parser(
+        "check-config", help="validate a study config exactly as the workflow does",
+        description="Merge config/config.yaml (--base), the given config files and --config "
+                    "values the way Snakemake does, then validate the result as the workflow "
+                    "does (schema, zoo, classifier files, devices).")
+    c.add_argument("config", nargs="*", type=Path,
+                   help="config files merged in order on top of the base (like --configfile)")
+    c.add_argument("--configfile", nargs="+", type=Path, help="more config files, as snakemake")
+    c.add_argument("--config", dest="set", nargs="+", metavar="KEY=VALUE",
+                   help="values as snakemake --config takes them")
+    c.add_argument("--base", type=Path, default=None,
+                   help="the workflow's config file (default: config/config.yaml if present)")
     c.set_defaults(func=_check_config)
     f = sub.add_parser("fetch", help="fetch and verify third-party resources")
     f.add_argument("resources", nargs="*", help="resource ids (default: all declared)")

@@ -14,7 +14,7 @@ built-in readers:
 
 :func:`check_user_file` gives the error a researcher sees when a file is missing or differs from
 the declared sha256; :func:`load_entry` reads a whole template entry of
-``config/zoo_byo_templates.yaml``.
+``facesym/data/zoo_byo_templates.yaml`` (or a study's own ``zoo:`` entry).
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ _ONNX_DTYPES = {
     "tensor(float16)": np.float16,
     "tensor(double)": np.float64,
 }
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 # ----------------------------------------------------------------------------- files
@@ -86,7 +85,13 @@ def check_user_file(path: str | Path, what: str, entry: str | None = None,
         raise FileNotFoundError(
             f"classifier file {problem}: {p}\n"
             f"  supply {what} ({owner}): put the file there or set weights.path of "
-            f"{entry or 'the entry'} in config/zoo.yaml")
+            f"{entry or 'the entry'} under zoo: in your study config (a relative path is "
+            f"taken from the working directory, where snakemake runs: {Path.cwd()})")
+    if sha256 is not None and not isinstance(sha256, str):
+        raise ValueError(
+            f"weights.sha256 of {owner} must be a quoted string of 64 hex digits, got "
+            f"{type(sha256).__name__} {sha256!r} (YAML reads an unquoted all-digit value as a "
+            f"number: write sha256: \"<digits>\")")
     if sha256:
         found = file_sha256(p)
         if found != sha256.strip().lower():
@@ -429,8 +434,9 @@ def check_entry(name: str, entry: Mapping) -> None:
 def load_entry(name: str, entry: Mapping, base_dir: str | Path | None = None) -> torch.nn.Module:
     """Check and read the user file of a BYO zoo entry into a module (eval mode).
 
-    Relative ``weights.path`` values resolve against ``base_dir`` (default: the repository
-    root). Optional entry keys: ``supply`` (what to supply, for the missing-file message),
+    Relative ``weights.path`` values resolve against ``base_dir`` (default: the working
+    directory, where snakemake runs). Optional entry keys: ``supply`` (what to supply, for
+    the missing-file message),
     ``output_name``/``layout`` (onnx), ``factory_kwargs``/``state_dict_key``/``key_prefix``
     (factory), ``output_index``/``output_columns`` (any format).
     """
@@ -438,7 +444,7 @@ def load_entry(name: str, entry: Mapping, base_dir: str | Path | None = None) ->
     w = entry["weights"]
     path = Path(w["path"]).expanduser()
     if not path.is_absolute():
-        path = Path(base_dir if base_dir is not None else REPO_ROOT) / path
+        path = Path(base_dir if base_dir is not None else Path.cwd()) / path
     what = entry.get("supply") or f"the {entry['format']} file of {name}"
     path = check_user_file(path, what, name, w.get("sha256"))
     fmt = entry["format"]

@@ -1,19 +1,26 @@
-"""The classifier zoo (``config/zoo.yaml``): declared entries → loaded :class:`Classifier`s."""
+"""The classifier zoo: declared entries → loaded :class:`Classifier`s.
+
+The shipped zoo (``facesym/data/zoo.yaml``), the bring-your-own templates
+(``facesym/data/zoo_byo_templates.yaml``) and a study's own ``zoo:`` entries are each checked
+against ``facesym/data/zoo_schema.yaml``. User-supplied relative paths resolve against the
+working directory (where snakemake runs).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-import yaml
-
-from facesym.classifiers.base import Classifier, InputSpec
+from facesym.config import ConfigError, data_text, parse_yaml, read_yaml, schema_problems
 from facesym.resources import get_resource, resource_file
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
-ZOO_PATH = CONFIG_DIR / "zoo.yaml"
-TEMPLATES_PATH = CONFIG_DIR / "zoo_byo_templates.yaml"
+if TYPE_CHECKING:  # torch loads only when a classifier does: the workflow's start stays fast
+    import torch
+
+    from facesym.classifiers.base import Classifier
+
+SHIPPED = "shipped"  # load_zoo(templates=SHIPPED): the templates shipped with the package
 
 
 def _load_keras(path: Path) -> torch.nn.Module:
@@ -34,13 +41,14 @@ def _load_networkv2(path: Path) -> torch.nn.Module:
     return load_networkv2(path)
 
 
-def _load_tflite(path: Path, emulate_hybrid: bool = False) -> torch.nn.Module:
+def _load_tflite(path: Path, emulate_hybrid: bool = False, engine: str = "torch"
+                 ) -> torch.nn.Module:
     from facesym.classifiers.tflite import load_tflite
 
-    return load_tflite(path, emulate_hybrid=emulate_hybrid)
+    return load_tflite(path, emulate_hybrid=emulate_hybrid, engine=engine)
 
 
-READERS: dict[str, Callable[..., torch.nn.Module]] = {
+READERS: dict[str, Callable[..., torch.nn.Module]] = {  # format -> reader
     "keras_hdf5": _load_keras,
     "tfjs_faceapi": _load_faceapi,
     "networkv2": _load_networkv2,
@@ -48,20 +56,69 @@ READERS: dict[str, Callable[..., torch.nn.Module]] = {
 }
 
 
-def load_zoo(path: str | Path | None = None, templates: str | Path | None = TEMPLATES_PATH
-             ) -> dict[str, dict]:
-    """Read the zoo into {name: entry}: the bring-your-own templates, then the zoo file on top.
+def zoo_schema() -> dict:
+    """The JSON schema of a zoo (entry names, formats, engines, weights, input)."""
+    return parse_yaml(data_text("zoo_schema.yaml"), "facesym/data/zoo_schema.yaml")
 
-    Template entries are known by name, so selecting one whose file you have not supplied
-    stops with a message naming the file to supply.
+
+def check_zoo(zoo: object, source: str) -> dict:
+    """Raise ConfigError if ``zoo`` breaks the zoo schema; the message names ``source`` and key.
+
+    >>> check_zoo({"../../../evil": {}}, "config key zoo")
+    Traceback (most recent call last):
+    ...
+    facesym.config.ConfigError: invalid classifier zoo (config key zoo):
+      config key zoo: name '../../../evil' is not allowed ...
     """
-    p = Path(path) if path is not None else ZOO_PATH
-    if not p.is_file():
-        raise FileNotFoundError(f"classifier zoo not found: {p}")
+    if zoo is None:
+        return {}
+    prefix = "zoo" if source == "config key zoo" else ""
+    lines = schema_problems(zoo, zoo_schema(), prefix=prefix)
+    if lines:
+        raise ConfigError(f"invalid classifier zoo ({source}):\n  " + "\n  ".join(lines))
+    return dict(zoo)  # type: ignore[arg-type]
+
+
+def _shipped(name: str) -> dict:
+    return check_zoo(parse_yaml(data_text(name), f"facesym/data/{name}"),
+                     f"facesym/data/{name}")
+
+
+def load_zoo(path: str | Path | None = None, templates: str | Path | None = SHIPPED,
+             extra: Mapping[str, dict] | None = None) -> dict[str, dict]:
+    """Read the zoo into {name: entry}: templates, then the zoo, then ``extra`` on top.
+
+    ``path`` defaults to the shipped zoo, ``templates`` to the shipped bring-your-own
+    templates (None: none); ``extra`` is a study's ``zoo:`` section. Each is checked against
+    the zoo schema. Template entries are known by name, so selecting one whose file you have
+    not supplied stops with a message naming the file to supply.
+    """
     zoo: dict[str, dict] = {}
-    if templates is not None and Path(templates).is_file():
-        zoo.update(yaml.safe_load(Path(templates).read_text()) or {})
-    zoo.update(yaml.safe_load(p.read_text()) or {})
+    if templates == SHIPPED:
+        zoo.update(_shipped("zoo_byo_templates.yaml"))
+    elif templates is not None:
+        zoo.update(check_zoo(read_yaml(templates), str(templates)))
+    if path is None:
+        zoo.update(_shipped("zoo.yaml"))
+    else:
+        zoo.update(check_zoo(read_yaml(path), str(path)))
+    zoo.update(check_zoo(dict(extra or {}), "config key zoo"))
+    return zoo
+
+
+def check_classifiers(names: Iterable[str], extra: Mapping[str, dict] | None = None) -> dict:
+    """The zoo, after checking every name in it and every user-supplied file (ConfigError)."""
+    zoo = load_zoo(extra=extra)
+    for name in names:
+        if name not in zoo:
+            raise ConfigError(
+                f"config key classifiers: unknown classifier {name!r} (allowed values: "
+                f"{', '.join(sorted(zoo))}; or add an entry under the study's zoo: key)")
+        if is_user_supplied(zoo[name]):
+            try:
+                check_user_weights(name, zoo[name])
+            except (FileNotFoundError, ValueError) as err:
+                raise ConfigError(f"config key classifiers: {err}") from None
     return zoo
 
 
@@ -71,9 +128,9 @@ def is_user_supplied(entry: Mapping) -> bool:
 
 
 def user_weights_path(entry: Mapping) -> Path:
-    """Absolute path of a bring-your-own entry's weights (relative = to the repository)."""
+    """Absolute path of a bring-your-own entry's weights (relative = to the working directory)."""
     path = Path(entry["weights"]["path"]).expanduser()
-    return path if path.is_absolute() else CONFIG_DIR.parent / path
+    return path if path.is_absolute() else Path.cwd() / path
 
 
 def check_user_weights(name: str, entry: Mapping) -> None:
@@ -108,6 +165,8 @@ def weight_files(entry: Mapping) -> dict[str, str]:
 def load_classifier(name: str, zoo: Mapping[str, dict], cache_dir: str | Path | None = None,
                     mirror: str | Path | None = None) -> Classifier:
     """Fetch/verify the weights of zoo entry ``name`` and build its :class:`Classifier`."""
+    from facesym.classifiers.base import Classifier, InputSpec
+
     entry = zoo_entry(name, zoo)
     fmt = entry["format"]
     if is_user_supplied(entry):
@@ -116,7 +175,7 @@ def load_classifier(name: str, zoo: Mapping[str, dict], cache_dir: str | Path | 
         if fmt not in BYO_FORMATS:
             raise ValueError(f"classifier {name}: format {fmt!r} cannot read a user file; "
                              f"allowed: {', '.join(BYO_FORMATS)}")
-        module = load_entry(name, entry, base_dir=CONFIG_DIR.parent).eval()
+        module = load_entry(name, entry, base_dir=Path.cwd()).eval()
     else:
         if fmt not in READERS:
             raise ValueError(f"classifier {name}: unknown format {fmt!r}; "
@@ -124,6 +183,8 @@ def load_classifier(name: str, zoo: Mapping[str, dict], cache_dir: str | Path | 
         w = entry["weights"]
         path = resource_file(w["resource"], w["file"], cache_dir=cache_dir, mirror=mirror)
         options = dict(entry.get("reader_options", {}))
+        if fmt == "tflite":
+            options["engine"] = entry.get("engine", "torch")
         module = READERS[fmt](path, **options).eval()
     inp = entry["input"]
     spec = InputSpec(size=int(inp["size"]), colour=inp["colour"],
