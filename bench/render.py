@@ -1,34 +1,43 @@
-"""Throughput benchmark of facesym's rasterisers on a head-sized ~52k-triangle mesh.
+"""Throughput benchmark of facesym's rasterisers on the ICT-FaceKit head (~51k triangles).
 
-Renders frontal 224x224 images (Gouraud, one directional light) in batches of 32 and prints
-images/s for:
+Renders seeded ICT faces (random identity, sparse random expression, small random head pose,
+the study's camera) at 224x224 (Gouraud, one directional light) in batches of 32 and prints
+images/s for, in one run:
 
-* ``facesym torch``: ``facesym.render.render_batch(backend="torch")`` (full pipeline);
-* ``facesym torch (cull)``: the same with back-face culling (valid for closed meshes);
-* ``numpy loop (peer)``: a straightforward reference z-buffer in this script that loops over
-  triangles in Python and vectorises each triangle's bounding box with numpy (same projection,
-  shading and perspective-correct interpolation); it is slow, so it renders fewer images;
+* ``facesym numba``: ``facesym.render.render_batch(backend="numba")`` (full pipeline: normals,
+  Lambert, projection, compiled rasterisation and colour interpolation);
+* ``facesym torch``: the same with the portable torch rasteriser (and ``(cull)``: with
+  back-face culling, valid for closed meshes only);
 * ``moderngl llvmpipe (peer)``: OpenGL through ``moderngl`` on Mesa's llvmpipe, the standard
   multi-threaded JIT-compiled CPU rasteriser (headless EGL), given the same per-vertex colours
-  (computed by facesym's normals + Lambert, included in its time); shown only when moderngl
-  imports and an EGL context can be created (``pip install moderngl`` plus Mesa's EGL/DRI
-  drivers, e.g. Debian ``libegl1 libgl1-mesa-dri``);
+  (computed by facesym's normals + Lambert, included in its time). When moderngl does not
+  import, the benchmark pip-installs it into ``<cache>/bench-peers`` (not into the project's
+  environment); it needs Mesa's EGL/DRI drivers (Debian ``libegl1 libgl1-mesa-dri``);
+* ``numpy loop (peer)``: a straightforward per-triangle reference z-buffer in this script
+  (slow, so it renders ``--peer-images`` images);
 * ``facesym kaolin``: when kaolin and a CUDA device are available.
+
+It then prints the ratios to llvmpipe (``numba / llvmpipe`` is the acceptance number, >= 2),
+the numba kernels' first-call time (compilation, or loading numba's on-disk cache) and the
+pixel agreement between the renderers.
 
 Usage::
 
-    python bench/render.py [--obj PATH] [--batch 32] [--size 224] [--repeats 3]
-                           [--peer-images 2] [--png /tmp/render_check.png]
+    python bench/render.py [--batch 32] [--size 224] [--repeats 5] [--peer-images 1]
+                           [--obj PATH | --synthetic] [--png /tmp/render_check.png]
 
 ``--obj`` renders a Wavefront OBJ (v/f lines, polygons fan-triangulated, units cm, head at
-the origin facing +z) instead of the synthetic head-like mesh.
+the origin facing +z); ``--synthetic`` a head-like sphere mesh of 52k triangles.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -44,6 +53,8 @@ from facesym.render import (
     rotation_matrix,
     vertex_normals,
 )
+from facesym.render.raster_numba import numba_available, warm_up
+from facesym.resources import default_cache_dir
 
 LIGHT_DIR = (0.3, 0.4, 1.0)
 AMBIENT, DIFFUSE = 0.35, 0.65
@@ -86,6 +97,38 @@ def head_like_mesh(rings: int = 130, segments: int = 200, seed: int = 0
     for side in (-1.0, 1.0):
         albedo *= (1.0 - 0.7 * _spherical_bump(dirs, (0.33 * side, 0.12, 1.0), 0.04))[:, None]
     return vertices, _sphere_triangles(rings, segments), albedo.clip(0.0, 1.0)
+
+
+def ict_faces(batch: int, seed: int = 0, distance: float = 75.0, fov: float = 20.0,
+              size: int = 224) -> tuple[torch.Tensor, np.ndarray, np.ndarray, PerspectiveCamera]:
+    """Seeded ICT-FaceKit faces, posed: vertices [B, V, 3], triangles, albedo, camera.
+
+    Identity ~ N(0, 1) on 10 modes, each expression shape active with probability 0.15 at
+    weight U(0, 0.6), yaw/pitch/roll U(-15, 15) degrees about the landmarks' centre, the
+    study's default camera (75 cm, 20 degrees) aimed at that centre.
+    """
+    from facesym.appearance import appearance_masks, vertex_albedo
+    from facesym.facemodel.ict import build_ict_model
+    from facesym.resources import fetch_resource
+
+    cache = default_cache_dir()
+    fetch_resource("ict_facekit", cache)
+    model = build_ict_model(cache / "ict_facekit" / "FaceXModel", identity_modes=10)
+    rng = np.random.default_rng(seed)
+    n_expr = model.expression.shape[0]
+    beta = rng.normal(size=(batch, 10)).astype(np.float32)
+    weights = (rng.uniform(0.0, 0.6, size=(batch, n_expr))
+               * (rng.uniform(size=(batch, n_expr)) < 0.15)).astype(np.float32)
+    meshes = (model.template[None] + np.einsum("bk,kvc->bvc", beta, model.identity)
+              + np.einsum("be,evc->bvc", weights, model.expression))
+    pivot = model.template[model.landmarks].mean(0)
+    angles = torch.from_numpy(rng.uniform(-15.0, 15.0, size=(3, batch)))
+    rot = rotation_matrix(angles[0], angles[1], angles[2]).float()
+    centre = torch.from_numpy(pivot)
+    vertices = (torch.from_numpy(meshes) - centre) @ rot.mT + centre
+    albedo = vertex_albedo(appearance_masks(model), rng.uniform(size=batch))
+    camera = frontal_camera(distance, fov, size, target=tuple(float(c) for c in pivot))
+    return vertices, model.triangles.astype(np.int64), albedo, camera
 
 
 def _sphere_triangles(rings: int, segments: int) -> np.ndarray:
@@ -188,11 +231,27 @@ def opengl_mvp(camera: PerspectiveCamera, near: float = 1.0, far: float = 1000.0
     return proj @ view
 
 
+def import_moderngl():
+    """moderngl, pip-installed into ``<cache>/bench-peers`` when it does not import."""
+    try:
+        return importlib.import_module("moderngl")
+    except ImportError:
+        pass
+    target = default_cache_dir() / "bench-peers"
+    if not (target / "moderngl").is_dir():
+        print(f"moderngl not importable: installing it into {target} for this benchmark")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target",
+                        str(target), "moderngl"], check=True)
+    sys.path.insert(0, str(target))
+    importlib.invalidate_caches()
+    return importlib.import_module("moderngl")
+
+
 class ModernglPeer:
     """Headless OpenGL (Mesa llvmpipe via EGL) Gouraud renderer of per-vertex colours."""
 
     def __init__(self, triangles: np.ndarray, num_vertices: int, camera: PerspectiveCamera):
-        import moderngl
+        moderngl = import_moderngl()  # torch is imported already, as EGL contexts need
 
         self.ctx = moderngl.create_standalone_context(backend="egl")
         self.renderer = self.ctx.info["GL_RENDERER"]
@@ -226,7 +285,7 @@ def make_moderngl_peer(triangles: np.ndarray, num_vertices: int, camera: Perspec
     """The OpenGL peer, or None (with the reason printed) when it cannot run here."""
     try:
         return ModernglPeer(triangles, num_vertices, camera)
-    except Exception as err:  # ImportError, or no EGL display/driver
+    except Exception as err:  # ImportError, a failed install, or no EGL display/driver
         print(f"moderngl peer: not available ({type(err).__name__}: {err})")
         return None
 
@@ -250,6 +309,23 @@ def time_call(fn, repeats: int) -> float:
     return best
 
 
+def time_interleaved(calls: dict[str, object], repeats: int) -> dict[str, float]:
+    """Best wall time of each call over ``repeats`` rounds that run every call once in turn.
+
+    Alternating the contenders spreads any change in machine load over all of them, so
+    their ratio is fairer than from back-to-back blocks of repeats.
+    """
+    for fn in calls.values():
+        fn()  # warm-up
+    best = dict.fromkeys(calls, math.inf)
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
 def save_png(image: np.ndarray, path: Path) -> None:
     """Write an [H, W, 3] uint8 image as PNG (matplotlib)."""
     import matplotlib.pyplot as plt
@@ -260,59 +336,71 @@ def save_png(image: np.ndarray, path: Path) -> None:
 def main() -> None:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--obj", type=Path, default=None)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--obj", type=Path, default=None)
+    source.add_argument("--synthetic", action="store_true")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--peer-images", type=int, default=2)
-    parser.add_argument("--distance", type=float, default=60.0)
-    parser.add_argument("--fov", type=float, default=26.0)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--peer-images", type=int, default=1)
     parser.add_argument("--png", type=Path, default=None)
     args = parser.parse_args()
 
-    verts_np, tris_np, albedo_np = (load_obj(args.obj) if args.obj else head_like_mesh())
-    camera = frontal_camera(args.distance, args.fov, args.size)
-    vertices = posed_batch(verts_np, args.batch)
+    if args.obj or args.synthetic:
+        verts_np, tris_np, albedo_np = load_obj(args.obj) if args.obj else head_like_mesh()
+        camera = frontal_camera(60.0, 26.0, args.size)
+        vertices = posed_batch(verts_np, args.batch)
+        albedo = torch.from_numpy(albedo_np).float().unsqueeze(0)
+        mesh = "OBJ " + str(args.obj) if args.obj else "synthetic head-like mesh"
+    else:
+        vertices, tris_np, albedo_np, camera = ict_faces(args.batch, size=args.size)
+        albedo = torch.from_numpy(albedo_np).float()
+        mesh = "ICT-FaceKit head (seeded faces)"
     triangles = torch.from_numpy(tris_np)
-    albedo = torch.from_numpy(albedo_np).float().unsqueeze(0)
-    print(f"mesh: {len(verts_np)} vertices, {len(tris_np)} triangles; "
+    num_vertices = vertices.shape[1]
+    print(f"{mesh}: {num_vertices} vertices, {len(tris_np)} triangles; "
           f"{args.size}x{args.size}, batch {args.batch}, torch threads {torch.get_num_threads()}")
 
     def facesym(backend: str, cull: bool = False, device: str = "cpu") -> torch.Tensor:
         return render_batch(vertices, triangles, albedo, camera, LIGHT_DIR, AMBIENT, DIFFUSE,
                             BACKGROUND, backend=backend, device=device, cull_backfaces=cull)
 
-    rows = []
-    seconds = time_call(lambda: facesym("torch"), args.repeats)
-    rows.append(("facesym torch", args.batch, seconds))
-    seconds = time_call(lambda: facesym("torch", cull=True), args.repeats)
-    rows.append(("facesym torch (cull)", args.batch, seconds))
-    ours = facesym("torch").numpy()
-
     def shaded_colors() -> np.ndarray:
         normals = vertex_normals(vertices, triangles)
         return lambert(albedo, normals, torch.tensor(LIGHT_DIR), AMBIENT, DIFFUSE).numpy()
 
+    rows, images = [], {}
     verts_posed = vertices.numpy()
-    peers = {}
-    gl_peer = make_moderngl_peer(tris_np, len(verts_np), camera)
+    gl_peer = make_moderngl_peer(tris_np, num_vertices, camera)
+    contenders = {}  # timed in alternation: their ratio is the acceptance number
+    if numba_available():
+        print(f"numba kernels first call (compile, or load numba's cache): {warm_up():.2f} s")
+        contenders["facesym numba"] = lambda: facesym("numba")
+    else:
+        print("numba backend: not available (pip install numba)")
     if gl_peer is not None:
-        name = "moderngl llvmpipe (peer)"
-        seconds = time_call(lambda: gl_peer.render(verts_posed, shaded_colors()), args.repeats)
-        rows.append((name, args.batch, seconds))
-        peers[name] = gl_peer.render(verts_posed, shaded_colors())
         print(f"moderngl peer renderer: {gl_peer.renderer}")
+        contenders["moderngl llvmpipe (peer)"] = lambda: gl_peer.render(verts_posed,
+                                                                        shaded_colors())
+    for name, seconds in time_interleaved(contenders, args.repeats).items():
+        rows.append((name, args.batch, seconds))
+        images[name] = np.asarray(contenders[name]())
+    rows.append(("facesym torch", args.batch, time_call(lambda: facesym("torch"),
+                                                        args.repeats)))
+    images["facesym torch"] = facesym("torch").numpy()
+    rows.append(("facesym torch (cull)", args.batch,
+                 time_call(lambda: facesym("torch", cull=True), args.repeats)))
 
     peer_n = min(args.peer_images, args.batch)
+    if peer_n > 0:
+        def numpy_peer() -> np.ndarray:
+            colors = shaded_colors().astype(np.float64)
+            return np.stack([numpy_loop_render(verts_posed[i].astype(np.float64), tris_np,
+                                               colors[i], camera) for i in range(peer_n)])
 
-    def numpy_peer() -> np.ndarray:
-        colors = shaded_colors().astype(np.float64)
-        return np.stack([numpy_loop_render(verts_posed[i].astype(np.float64), tris_np,
-                                           colors[i], camera) for i in range(peer_n)])
-
-    start = time.perf_counter()
-    peers["numpy loop (peer)"] = numpy_peer()
-    rows.append(("numpy loop (peer)", peer_n, time.perf_counter() - start))
+        start = time.perf_counter()
+        images["numpy loop (peer)"] = numpy_peer()
+        rows.append(("numpy loop (peer)", peer_n, time.perf_counter() - start))
 
     if kaolin_available() and torch.cuda.is_available():
         seconds = time_call(lambda: (facesym("kaolin", device="cuda"),
@@ -321,28 +409,41 @@ def main() -> None:
     else:
         print("kaolin backend: not available (kaolin not importable or no CUDA device)")
 
-    print_table(rows, ours, peers)
+    print_table(rows, images)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak_mib:.0f} MiB")
     if args.png:
-        save_png(ours[0], args.png)
+        save_png(next(iter(images.values()))[0], args.png)
         print(f"wrote {args.png}")
 
 
-def print_table(rows: list[tuple[str, int, float]], ours: np.ndarray,
-                peers: dict[str, np.ndarray]) -> None:
-    """Throughput table, facesym-vs-peer ratios and pixel agreement with each peer."""
+def print_table(rows: list[tuple[str, int, float]], images: dict[str, np.ndarray]) -> None:
+    """Throughput table, ratios to the llvmpipe peer and pixel agreement between renderers."""
     rates = {name: n / s for name, n, s in rows}
     print(f"\n{'renderer':<26}{'images':>7}{'seconds':>10}{'images/s':>11}")
     for name, n, s in rows:
         print(f"{name:<26}{n:>7}{s:>10.3f}{rates[name]:>11.1f}")
     print()
-    for name, images in peers.items():
-        differ = np.any(ours[: len(images)] != images, axis=-1)
-        off_by = np.abs(ours[: len(images)].astype(int) - images).max(axis=-1)
-        print(f"facesym torch / {name}: {rates['facesym torch'] / rates[name]:.2f}x; pixels "
-              f"differing: {100 * differ.mean():.3f}% (by > 2 levels: "
-              f"{100 * (off_by > 2).mean():.3f}%)")
+    peer = "moderngl llvmpipe (peer)"
+    for name in ("facesym numba", "facesym torch", "facesym torch (cull)"):
+        if name in rates and peer in rates:
+            print(f"{name} / llvmpipe: {rates[name] / rates[peer]:.2f}x")
+    if "facesym numba" in rates:
+        print(f"facesym numba / facesym torch: "
+              f"{rates['facesym numba'] / rates['facesym torch']:.2f}x")
+    print()
+    ours_name = "facesym numba" if "facesym numba" in images else "facesym torch"
+    ours = images[ours_name]
+    for name, other in images.items():
+        if name == ours_name:
+            continue
+        n = len(other)
+        differ = np.any(ours[:n] != other, axis=-1)
+        off_by = np.abs(ours[:n].astype(int) - other).max(axis=-1)
+        mean_abs = np.abs(ours[:n].astype(int) - other).mean()
+        print(f"{ours_name} vs {name}: pixels differing {100 * differ.mean():.3f}% "
+              f"(by > 2 levels: {100 * (off_by > 2).mean():.3f}%), mean |delta| "
+              f"{mean_abs:.4f} levels")
 
 
 if __name__ == "__main__":

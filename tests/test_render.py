@@ -20,6 +20,8 @@ from facesym.render import (
     rotation_matrix,
     vertex_normals,
 )
+from facesym.render.raster_numba import numba_available
+from facesym.render.shading import _vertex_normals_numba, _vertex_normals_torch
 
 
 def icosphere(subdivisions: int, radius: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,6 +104,21 @@ def test_camera_from_the_side_and_batched_leading_dims() -> None:
     xy, depth = camera.project(batched)
     assert xy.shape == (2, 5, 3, 2) and depth.shape == (2, 5, 3)
     torch.testing.assert_close(project_points(points.unsqueeze(0), camera)[0], xy[0, 0])
+
+
+@pytest.mark.skipif(not numba_available(), reason="numba is not installed")
+def test_compiled_projection_equals_the_torch_one() -> None:
+    camera = PerspectiveCamera(eye=(30.0, -20.0, 80.0), target=(1.0, 2.0, -3.0), fov_deg=25.0,
+                               width=96, height=64)
+    points = torch.randn(2, 5, 300, 3, generator=torch.Generator().manual_seed(0)) * 10
+    for dtype, tol in ((torch.float64, 1e-9), (torch.float32, 2e-4)):
+        xy, depth = camera.project(points.to(dtype))  # compiled on the CPU
+        cam = camera.world_to_camera(points.to(dtype))  # the torch formula, by hand
+        expected = cam[..., :2] * (camera.focal_px / cam[..., 2:]) + torch.tensor(
+            [48.0, 32.0], dtype=dtype)
+        assert xy.shape == (2, 5, 300, 2) and depth.shape == (2, 5, 300) and xy.dtype == dtype
+        torch.testing.assert_close(xy, expected, atol=tol, rtol=0)
+        torch.testing.assert_close(depth, cam[..., 2], atol=tol, rtol=0)
 
 
 def test_camera_rejects_up_parallel_to_view() -> None:
@@ -310,6 +327,23 @@ def test_sphere_normals_point_outward(sphere) -> None:
     assert (normals * radial).sum(1).min() > 0.99
 
 
+@pytest.mark.skipif(not numba_available(), reason="numba is not installed")
+def test_compiled_normals_equal_the_torch_ones(sphere) -> None:
+    vertices, triangles = sphere
+    batch = torch.stack([vertices, vertices @ rotation_matrix(30.0, dtype=torch.float64).T,
+                         vertices * torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)])
+    batch[2, 5] = torch.nan  # a broken vertex spoils only its own neighbourhood
+    unused = torch.cat([batch, torch.ones(3, 1, 3, dtype=torch.float64)], dim=1)
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        compiled = _vertex_normals_numba(unused.to(dtype), triangles)
+        reference = _vertex_normals_torch(unused.to(dtype), triangles)
+        assert compiled.dtype == dtype and compiled.shape == unused.shape
+        finite = reference.isfinite()
+        assert torch.equal(finite, compiled.isfinite())
+        torch.testing.assert_close(compiled[finite], reference[finite], atol=tol, rtol=0)
+        assert (compiled[:, -1] == 0).all()  # a vertex of no triangle: zero normal
+
+
 def test_lambert_brightest_facing_the_light(sphere) -> None:
     vertices, triangles = sphere
     normals = vertex_normals(vertices.unsqueeze(0).float(), triangles)
@@ -320,6 +354,21 @@ def test_lambert_brightest_facing_the_light(sphere) -> None:
     assert cosine > 0.99
     assert shade[0, :, 0].max().item() == pytest.approx(1.0, abs=2e-3)
     assert shade[0, :, 0].min().item() == pytest.approx(0.1)  # the far side: ambient only
+
+
+@pytest.mark.skipif(not numba_available(), reason="numba is not installed")
+def test_compiled_lambert_equals_the_torch_formula(sphere) -> None:
+    vertices, triangles = sphere
+    normals = vertex_normals(torch.stack([vertices, -vertices]).float(), triangles)
+    albedo = torch.rand(1, len(vertices), 3, generator=torch.Generator().manual_seed(1))
+    light = torch.tensor([[1.0, 2.0, 2.0], [0.0, -1.0, 0.5]])
+    ambient, diffuse = torch.tensor([0.2, 0.4]), 0.7
+    shade = lambert(albedo, normals, light, ambient, diffuse)  # compiled on the CPU
+    unit = light / light.norm(dim=1, keepdim=True)
+    cos = (normals * unit[:, None]).sum(-1, keepdim=True).clamp_min(0.0)
+    expected = albedo * (ambient[:, None, None] + diffuse * cos)
+    assert shade.shape == (2, len(vertices), 3)
+    torch.testing.assert_close(shade, expected, atol=1e-6, rtol=0)
 
 
 def test_lambert_batched_parameters() -> None:
@@ -373,10 +422,29 @@ def test_render_batch_interpolates_vertex_colours(sphere) -> None:
 
 
 def test_unknown_backend_is_a_value_error() -> None:
-    with pytest.raises(ValueError, match="allowed.*kaolin.*torch"):
+    with pytest.raises(ValueError, match="allowed.*kaolin.*numba.*torch"):
         get_rasterizer("opengl")
     assert get_rasterizer("torch") is rasterize
     assert "torch" in available_backends()
+    assert ("numba" in available_backends()) == numba_available()
+
+
+@pytest.mark.skipif(not numba_available(), reason="numba is not installed")
+@pytest.mark.parametrize("cull", [False, True])
+def test_numba_backend_renders_like_torch(sphere, cull: bool) -> None:
+    """Fused numba raster + colour blend vs torch raster + _shade_pixels: same bytes here."""
+    vertices, triangles = sphere
+    camera = frontal_camera(60.0, 30.0, 64)
+    batch = torch.stack([vertices, vertices @ rotation_matrix(25.0, 10.0, dtype=torch.float64).T])
+    albedo = torch.rand(2, len(vertices), 3, generator=torch.Generator().manual_seed(0))
+    kwargs = dict(light_dir=(0.3, -0.5, 1.0), background_rgb=(0.1, 0.5, 0.9),
+                  cull_backfaces=cull)
+    ours = render_batch(batch.float(), triangles, albedo, camera, backend="numba", **kwargs)
+    theirs = render_batch(batch.float(), triangles, albedo, camera, backend="torch", **kwargs)
+    assert ours.dtype == torch.uint8 and ours.shape == (2, 64, 64, 3)
+    assert (ours.int() - theirs.int()).abs().max() <= 1
+    assert (ours != theirs).any(-1).float().mean() < 1e-3
+    assert ours[:, 0, 0].tolist() == [[26, 128, 230]] * 2
 
 
 @pytest.mark.skipif(kaolin_available(), reason="kaolin is importable here")

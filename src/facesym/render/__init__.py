@@ -1,7 +1,10 @@
 """Rendering of posed face meshes: camera, shading, rasterisers and the batch pipeline.
 
-``backend="torch"`` is a portable vectorised CPU/GPU rasteriser; ``backend="kaolin"`` uses
-NVIDIA kaolin when it is importable (it is imported lazily, never at package import).
+``backend="torch"`` is a portable vectorised CPU/GPU rasteriser; ``backend="numba"`` a
+compiled CPU rasteriser with the same results (several times faster; numba also speeds up
+the shared CPU projection and vertex normals when installed); ``backend="kaolin"`` uses
+NVIDIA kaolin when it is importable. numba and kaolin are imported lazily, never at package
+import.
 """
 
 from facesym.render.camera import PerspectiveCamera, frontal_camera, rotation_matrix

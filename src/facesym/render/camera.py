@@ -70,6 +70,8 @@ class PerspectiveCamera:
         Points at or behind the camera (depth <= 0) get non-finite or meaningless pixel
         coordinates; the rasterisers drop triangles touching them.
         """
+        if _numba_applies(points):
+            return self._project_numba(points)
         cam = self.world_to_camera(points)
         depth = cam[..., 2]
         scale = self.focal_px / depth
@@ -77,6 +79,23 @@ class PerspectiveCamera:
                               dtype=points.dtype, device=points.device)
         pixel_xy = cam[..., :2] * scale.unsqueeze(-1) + centre
         return pixel_xy, depth
+
+    def _project_numba(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``project`` by the compiled CPU kernel (same operations, one pass over memory)."""
+        from facesym.render.raster_numba import project_cpu
+
+        rot = self.rotation(points.dtype)
+        eye = _as_vec3(self.eye, points.dtype, "cpu")
+        centre = torch.tensor([self.width / 2.0, self.height / 2.0], dtype=points.dtype)
+        return project_cpu(points, rot, eye, self.focal_px, centre)
+
+
+def _numba_applies(points: torch.Tensor) -> bool:
+    """Whether the compiled CPU kernel can project these points."""
+    from facesym.render.raster_numba import numba_available
+
+    return (points.device.type == "cpu" and not points.requires_grad and points.ndim >= 2
+            and points.dtype in (torch.float32, torch.float64) and numba_available())
 
 
 def frontal_camera(

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from facesym.render import raster_kaolin, raster_torch
+from facesym.render import raster_kaolin, raster_numba, raster_torch
 from facesym.render.camera import PerspectiveCamera
 from facesym.render.shading import lambert, vertex_normals
 
@@ -14,24 +14,34 @@ Rasterizer = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 _RASTERIZERS: dict[str, Rasterizer] = {
     "torch": raster_torch.rasterize,
+    "numba": raster_numba.rasterize,
     "kaolin": raster_kaolin.rasterize,
+}
+# Backends that can also blend the vertex colours inside their raster pass (same result as
+# ``rasterize`` followed by ``_shade_pixels``, without the per-pixel id/barycentric tensors).
+_FUSED = {"numba": raster_numba.render_colors}
+# Availability check and installation advice of the optional backends.
+_OPTIONAL = {
+    "numba": (raster_numba.numba_available, raster_numba.INSTALL_HINT),
+    "kaolin": (raster_kaolin.kaolin_available, raster_kaolin.INSTALL_HINT),
 }
 
 
 def available_backends() -> list[str]:
     """Names of the registered rasteriser backends usable on this machine."""
-    return [n for n in _RASTERIZERS if n != "kaolin" or raster_kaolin.kaolin_available()]
+    return [n for n in _RASTERIZERS if n not in _OPTIONAL or _OPTIONAL[n][0]()]
 
 
 def get_rasterizer(name: str) -> Rasterizer:
-    """Rasteriser function for backend ``name`` ('torch' or 'kaolin').
+    """Rasteriser function for backend ``name`` ('torch', 'numba' or 'kaolin').
 
-    Raises ValueError for unknown names and RuntimeError when kaolin is not importable.
+    Raises ValueError for unknown names and RuntimeError when the backend's library is not
+    importable.
     """
     if name not in _RASTERIZERS:
         raise ValueError(f"unknown render backend {name!r}; allowed: {sorted(_RASTERIZERS)}")
-    if name == "kaolin" and not raster_kaolin.kaolin_available():
-        raise RuntimeError(raster_kaolin.INSTALL_HINT)
+    if name in _OPTIONAL and not _OPTIONAL[name][0]():
+        raise RuntimeError(_OPTIONAL[name][1])
     return _RASTERIZERS[name]
 
 
@@ -95,7 +105,8 @@ def render_batch(
         ambient, diffuse: Lambert weights, scalars or [B].
         background_rgb: RGB in 0..1 where no triangle is drawn.
         backend: rasteriser name, see ``get_rasterizer``.
-        device: where to compute and return the images (kaolin always rasterises on CUDA).
+        device: where to compute and return the images (kaolin always rasterises on CUDA,
+            numba on the CPU).
         cull_backfaces: skip triangles facing away from the camera (faster for closed meshes,
             wrong for open ones such as a mouth socket seen through the lips).
 
@@ -112,8 +123,11 @@ def render_batch(
     background = torch.as_tensor(background_rgb, dtype=torch.float32, device=device).reshape(1, 3)
 
     pixel_xy, depth = camera.project(vertices)
-    triangle_id, barycentrics = rasterize(pixel_xy, depth, triangles, camera.height,
-                                          camera.width, cull_backfaces=cull_backfaces)
     colors = lambert(albedo, vertex_normals(vertices, triangles), light, ambient, diffuse)
     colors = colors.expand(vertices.shape[0], -1, -1)
+    if backend in _FUSED:
+        return _FUSED[backend](pixel_xy, depth, triangles, colors, _to_uint8(background[0]),
+                               camera.height, camera.width, cull_backfaces=cull_backfaces)
+    triangle_id, barycentrics = rasterize(pixel_xy, depth, triangles, camera.height,
+                                          camera.width, cull_backfaces=cull_backfaces)
     return _shade_pixels(colors, triangles, triangle_id, barycentrics, background)
