@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
-	$(VENV)/bin/python -m pip install --quiet -e ".[test,onnx]"
+	$(VENV)/bin/python -m pip install --quiet -e ".[test,onnx,photos]"
 	touch $@
 
 study: $(STAMP)
