@@ -59,7 +59,7 @@ def test_effects_detected_and_nulls_not(rng):
     # neutral faces do not change at all: no test, reported as such
     neutral = tests.sel(classifier="clf", emotion="neutral", comparison="left")
     assert np.isnan(float(neutral["p"])) and float(neutral["frac_zero"]) == 1.0
-    assert tests.attrs["family_size"] == 2 * 5
+    assert tests.attrs["family_size"] == 2 * 6  # 2 emotions × 6 comparisons
 
 
 def test_paired_test_dz_and_bca():
@@ -85,9 +85,15 @@ def test_summary_table_and_markdown(rng):
     cube = make_cube(rng, {"left": 0.3, "right": 0.3, "control": 0.1})
     tests = effect_tests({"a": cube, "b": cube}, 0.05, "holm")
     df = summary_table(tests)
-    assert len(df) == 2 * 3 * 5
+    assert len(df) == 2 * 3 * 6
     md = summary_markdown(df, 0.05, "holm")
-    assert "| a | 4 of 4 |" in md and md.count("\n| a |") == 15 + 1
+    # per classifier: one-sided, control, side − control and left − right counts, both ways
+    assert ("| a | 4 lower, 0 higher of 4 | 2 lower, 0 higher of 2 | 4 lower, 0 higher of 4 "
+            "| 0 lower, 0 higher of 2 |") in md
+    assert md.count("\n| a |") == 18 + 1
+    # the one-sided count never comes without the control's
+    assert ("one-sided (left/right) 8 lower, 0 higher of 8; symmetric control 4 lower, "
+            "0 higher of 4") in md
 
 
 def test_manipulation_check_and_confusion(rng):

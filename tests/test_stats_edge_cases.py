@@ -25,7 +25,7 @@ from facesym.stats import (
     summary_table,
 )
 from facesym.stats.paired import FEW_FACES, NO_CHANGE
-from facesym.vocab import CONTROL, EMOTION, FACE, LEFT, NEUTRAL, RIGHT, SIDE
+from facesym.vocab import CONTROL, EMOTION, FACE, LEFT, LEFT_VS_RIGHT, NEUTRAL, RIGHT, SIDE
 
 DROP = {LEFT: 0.3, RIGHT: 0.0, CONTROL: 0.1}
 
@@ -52,7 +52,7 @@ def test_one_face_per_emotion_is_reported_not_tested(rng, tmp_path):
     assert (expressive["untested_reason"] == FEW_FACES).all()
     assert (expressive["n"] == 1).all() and expressive["ci_low"].isnull().all()
     assert headline_counts(table).empty and headline_counts(table).columns[0] == "comparison"
-    assert "Not testable (NaN p-values): 15 tests (fewer than 2 faces: 15)." in markdown
+    assert "Not testable (NaN p-values): 18 tests (fewer than 2 faces: 18)." in markdown
     # the omnibus pools the emotions: two expressive faces, still a test
     assert np.isfinite(tests["omnibus_mean_diff"].sel(classifier="clf", comparison=LEFT))
     assert len(ols) and ols["n_clusters"].iloc[0] == 2
@@ -67,7 +67,11 @@ def test_sides_without_the_control_or_alone(rng, tmp_path, sides):
     tests, table, markdown, derivatives, ols = run_stats_job(cube, tmp_path)
     expected = {(LEFT,): [LEFT], (LEFT, RIGHT): [LEFT, RIGHT],
                 (RIGHT, CONTROL): [RIGHT, CONTROL, "right_vs_control"]}[tuple(sides)]
+    if LEFT in sides and RIGHT in sides:
+        expected.append(LEFT_VS_RIGHT)
     assert tests["comparison"].values.tolist() == expected
+    if CONTROL not in sides:  # no symmetric control: nothing to compare symmetry against
+        assert "beyond the loss of expression: **not assessable**" in markdown
     terms = ols["term"].tolist()
     if len(sides) == 1:
         assert terms == ["Intercept", "a", "a^2"]
@@ -88,4 +92,4 @@ def test_neutral_faces_only(rng, tmp_path):
     assert (tests["untested_reason"] == NO_CHANGE).all() and tests["p"].isnull().all()
     assert tests["omnibus_mean_diff"].isnull().all()
     assert ols.empty and "term" in ols.columns
-    assert "no change: every difference is 0: 5" in markdown
+    assert "no change: every difference is 0: 6" in markdown

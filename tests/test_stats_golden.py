@@ -5,6 +5,13 @@
 became a package. Everything but the BCa interval must still match: the bootstrap seeds now
 derive from the test's names (classifier, emotion, comparison) instead of its position, so
 ``ci_low``/``ci_high`` change numerically and are only checked for bracketing the mean.
+
+Since then the family gained the ``left_vs_right`` comparison (which enlarges the max-T
+family and so changes every ``p_maxT``) and new columns (Hodges–Lehmann interval, floor flags,
+the omnibus CI). :func:`compute` therefore asks for the comparisons of that time
+(:data:`LEGACY_COMPARISONS`) and keeps the columns of the tables of that time; the golden cubes
+have no cell at floor. The new columns are checked to exist here and for their values in
+``tests/test_stats_honest.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +29,13 @@ LABELS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutr
 # (alpha, correction, n_flips, seed): the default flip count (20·m/α) and an explicit one
 CASES = {"holm_default_flips": (0.05, "holm", None, 0), "by_500_flips": (0.1, "fdr_by", 500, 7)}
 SEEDED = ("ci_low", "ci_high")  # bootstrap intervals: their seeds changed on purpose
+LEGACY_COMPARISONS = ("left", "right", "control", "left_vs_control", "right_vs_control")
+LEGACY_OMNIBUS = ["classifier", "comparison", "mean_diff", "p_perm", "p_maxT",
+                  "significantly_lower"]
+LEGACY_COUNTS = ["comparison", "lower", "higher", "tested", "mean_diff"]
+#: variables of the test Dataset added since the capture
+NEW_VARIABLES = ("hl_shift", "hl_low", "hl_high", "significant_maxT", "mean_p0", "floor",
+                 "omnibus_ci_low", "omnibus_ci_high", "omnibus_n_emotions")
 METRICS_CHECKED = ("n", "mean_p_ref", "mean_p_int", "mean_diff", "median_diff", "frac_zero", "W",
                    "p", "p_adj", "significant", "t", "p_ttest", "d_z", "rbc", "p_perm", "p_maxT")
 
@@ -63,7 +77,7 @@ def compute(stats) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for case, (alpha, correction, n_flips, seed) in CASES.items():
         tests = stats.effect_tests(cubes, alpha=alpha, correction=correction, n_flips=n_flips,
-                                   seed=seed)
+                                   seed=seed, comparisons=LEGACY_COMPARISONS, n_resamples=500)
         for var in tests.data_vars:
             if tests[var].dtype.kind in "UOT":  # untested_reason: new, checked elsewhere
                 continue
@@ -75,8 +89,10 @@ def compute(stats) -> dict[str, np.ndarray]:
         out[f"{case}/coords"] = np.array([",".join(map(str, tests[d].values))
                                           for d in ("classifier", "emotion", "comparison")])
         table = stats.summary_table(tests)
-        out[f"{case}/omnibus_csv"] = np.array(stats.omnibus_table(tests).to_csv(index=False))
-        out[f"{case}/counts_csv"] = np.array(stats.headline_counts(table).to_csv(index=False))
+        out[f"{case}/omnibus_csv"] = np.array(
+            stats.omnibus_table(tests)[LEGACY_OMNIBUS].to_csv(index=False))
+        out[f"{case}/counts_csv"] = np.array(
+            stats.headline_counts(table)[LEGACY_COUNTS].to_csv(index=False))
     deriv, ols = stats.dose_response_tables(cubes, [0.0, 0.5, 1.0], 0.05)
     out["derivatives_csv"] = np.array(deriv.to_csv(index=False, float_format="%.12g"))
     out["ols_csv"] = np.array(ols.to_csv(index=False, float_format="%.12g"))
@@ -112,7 +128,9 @@ def current() -> dict[str, np.ndarray]:
 
 
 def test_same_keys(golden, current):
-    assert set(golden) == set(current)
+    assert set(golden) <= set(current)
+    assert set(current) - set(golden) == {f"{case}/{name}" for case in CASES
+                                          for name in NEW_VARIABLES}
 
 
 @pytest.mark.parametrize("case", list(CASES))

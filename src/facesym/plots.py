@@ -118,9 +118,13 @@ def confusion_figure(confusion: xr.DataArray, out: str | Path,
 
 def effects_figure(table: pd.DataFrame, out: str | Path, provenance: str | None = None) -> None:
     """Forest plot: mean difference with its BCa CI per classifier × emotion, one panel per
-    comparison; filled markers are significant after the family correction."""
+    comparison (laterality, left − right, included); filled markers are significant by the
+    primary method (max-T on t; the family correction on Wilcoxon for tables without it),
+    grey ones are floor cells (mean intended-class probability at a = 0 below the floor)."""
     comparisons = [c for c in COMPARISONS if c in set(table[COMPARISON])]
     tested = table.dropna(subset=["p"])
+    primary = "significant_maxT" if "significant_maxT" in tested else "significant"
+    floor = tested["floor"].astype(bool) if "floor" in tested else tested["p"].isna()
     rows = tested[[CLASSIFIER, EMOTION]].drop_duplicates().sort_values([CLASSIFIER, EMOTION])
     keys = list(zip(rows[CLASSIFIER], rows[EMOTION], strict=True))
     row_of = {key: i for i, key in enumerate(keys)}
@@ -129,12 +133,13 @@ def effects_figure(table: pd.DataFrame, out: str | Path, provenance: str | None 
                                       0.17 * len(keys) + 1.4),
                              sharey=True, squeeze=False)
     for ax, comparison in zip(axes[0], comparisons, strict=False):
-        for cell in tested[tested[COMPARISON] == comparison].itertuples():
+        here = tested[COMPARISON] == comparison
+        for cell, at_floor in zip(tested[here].itertuples(), floor[here], strict=True):
             y = row_of[(cell.classifier, cell.emotion)]
-            colour = "tab:red" if cell.mean_diff < 0 else "tab:blue"
+            colour = "0.6" if at_floor else "tab:red" if cell.mean_diff < 0 else "tab:blue"
             ax.plot([cell.ci_low, cell.ci_high], [y, y], color=colour, lw=1)
             ax.plot(cell.mean_diff, y, "o", ms=3.5, color=colour,
-                    mfc=colour if cell.significant else "white")
+                    mfc=colour if getattr(cell, primary) else "white")
         ax.axvline(0, color="0.4", lw=0.8)
         ax.set_title(comparison.replace("_vs_", " vs "), fontsize=9)
         ax.set_xlabel("mean Δp(intended)", fontsize=8)
@@ -143,7 +148,8 @@ def effects_figure(table: pd.DataFrame, out: str | Path, provenance: str | None 
     labels = [f"{c} · {e}" for c, e in keys]
     axes[0, 0].set_yticks(range(len(keys)), labels, fontsize=6.5)
     axes[0, 0].invert_yaxis()
-    fig.suptitle("Effects at a = max (filled: significant after correction; bars: 95 % BCa CI)",
-                 fontsize=10)
+    method = "max-T" if primary == "significant_maxT" else "after correction"
+    fig.suptitle(f"Effects at a = max (filled: significant, {method}; grey: floor cell; "
+                 "bars: 95 % BCa CI of the mean)", fontsize=10)
     fig.tight_layout()
     save_png(fig, out, provenance)

@@ -6,14 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from facesym.stats.family import DEFAULT_EQUIVALENCE_MARGIN, DEFAULT_FLOOR
 from facesym.stats.tables import headline_counts
-from facesym.vocab import HEMIFACES
+from facesym.stats.verdict import NO_EFFECT, UNDECIDED, classifier_lines, rules_markdown
+from facesym.vocab import CONTROL, HEMIFACES, is_contrast, is_laterality
 
 #: columns of the per-test table in summary.md
 SUMMARY_COLUMNS = ("classifier", "emotion", "comparison", "n", "mean_p_ref", "mean_diff",
-                   "ci_low", "ci_high", "frac_zero", "p", "p_adj", "significant", "p_maxT",
-                   "d_z", "rbc")
+                   "ci_low", "ci_high", "hl_shift", "hl_low", "hl_high", "frac_zero", "p",
+                   "p_adj", "significant", "p_maxT", "d_z", "rbc", "floor")
 P_COLUMNS = ("p", "p_adj", "p_maxT")  # small values in scientific notation
+PRIMARY = "significant_maxT"  # max-T on t at α: the primary method
 
 
 def _cell(column: str, value: object) -> str:
@@ -36,62 +39,138 @@ def _untested_lines(table: pd.DataFrame) -> list[str]:
     return [f"Not testable (NaN p-values): {int(reasons.sum())} tests ({parts}).", ""]
 
 
-def summary_markdown(table: pd.DataFrame, alpha: float, correction: str,
-                     omnibus: pd.DataFrame | None = None) -> str:
-    """A compact Markdown summary of :func:`~facesym.stats.summary_table`: headline counts,
-    significant drops per classifier, the omnibus (when given) and the per-test table.
+def _with_primary(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """``table`` with the primary method's decision (tables from before it had a column)."""
+    if PRIMARY in table:
+        return table
+    return table.assign(**{PRIMARY: table["p_maxT"] < alpha})
 
-    >>> from facesym.stats import effect_tests, summary_table, synthetic_cube
+
+def _both_ways(cells: pd.DataFrame, by: str) -> str:
+    """'k lower, j higher of N' among the tested ``cells`` by the boolean column ``by``."""
+    tested = cells.dropna(subset=["p"])
+    significant = tested[by].astype(bool)
+    lower = int((significant & (tested["mean_diff"] < 0)).sum())
+    higher = int((significant & (tested["mean_diff"] > 0)).sum())
+    return f"{lower} lower, {higher} higher of {len(tested)}"
+
+
+def _count_lines(table: pd.DataFrame, correction: str) -> list[str]:
+    """Per comparison and per classifier: significant cells in both directions, by both
+    methods, with the control beside the one-sided loss."""
+    primary = headline_counts(table, by=PRIMARY).set_index("comparison")
+    secondary = headline_counts(table, by="significant").set_index("comparison")
+    one_sided = table[table["comparison"].isin(HEMIFACES)]
+    control = table[table["comparison"] == CONTROL]
+    lines = []
+    if len(one_sided.dropna(subset=["p"])):
+        lines += [f"Per-emotion tests, max-T (primary): one-sided (left/right) "
+                  f"{_both_ways(one_sided, PRIMARY)}"
+                  + (f"; symmetric control {_both_ways(control, PRIMARY)}"
+                     if len(control) else "")
+                  + ". A one-sided drop says something about symmetry only beyond the "
+                  "control's drop: that is what the side − control contrasts test.", ""]
+    lines += [f"| comparison | max-T: lower | max-T: higher | {correction} Wilcoxon: lower "
+              "| higher | tested | at floor | mean d |",
+              "|---|---|---|---|---|---|---|---|"]
+    for row in primary.itertuples():
+        lines.append(f"| {row.Index} | {row.lower} | {row.higher} "
+                     f"| {int(secondary.loc[row.Index, 'lower'])} "
+                     f"| {int(secondary.loc[row.Index, 'higher'])} | {row.tested} "
+                     f"| {row.floor} | {row.mean_diff:+.3f} |")
+    groups = [("one-sided", one_sided), ("control", control),
+              ("side − control", table[table["comparison"].map(is_contrast)]),
+              ("left − right", table[table["comparison"].map(is_laterality)])]
+    groups = [(label, cells) for label, cells in groups if len(cells)]
+    lines += ["", "Per classifier (max-T):", "",
+              "| classifier | " + " | ".join(label for label, _ in groups) + " |",
+              "|---|" + "---|" * len(groups)]
+    for name in dict.fromkeys(table["classifier"]):
+        lines.append(f"| {name} | " + " | ".join(
+            _both_ways(cells[cells["classifier"] == name], PRIMARY) for _, cells in groups)
+            + " |")
+    return [*lines, ""]
+
+
+def _agreement_lines(table: pd.DataFrame, alpha: float) -> list[str]:
+    """How often each interval agrees with the uncorrected Wilcoxon test about 0."""
+    tested = table.dropna(subset=["p"])
+    if not len(tested) or "hl_low" not in tested:
+        return []
+    rejects = tested["p"] < alpha
+
+    def disagree(low: str, high: str) -> int:
+        excludes = (tested[low] > 0) | (tested[high] < 0)
+        return int((excludes != rejects).sum())
+
+    return [f"Interval and uncorrected Wilcoxon test (p < {alpha}) disagree about 0 in "
+            f"{disagree('ci_low', 'ci_high')} of {len(tested)} tests for the BCa CI of the "
+            f"mean (another quantity), in {disagree('hl_low', 'hl_high')} for the "
+            "Hodges–Lehmann CI (ties, zeros and the discreteness of the exact test only).", ""]
+
+
+def _omnibus_lines(omnibus: pd.DataFrame) -> list[str]:
+    """Per comparison: classifiers by direction, and every classifier's omnibus with its CI."""
+    n_classifiers = omnibus["classifier"].nunique()
+    lines = ["Omnibus per classifier (mean over the non-neutral emotions above the floor; "
+             "max-T over classifiers × comparisons; 95 % CI: cluster bootstrap over faces, "
+             "stratified by emotion).", "",
+             "| comparison | classifiers lower | higher | no effect | undecided "
+             "| mean d [95 % CI] per classifier |",
+             "|---|---|---|---|---|---|"]
+    for comparison, cells in omnibus.groupby("comparison", sort=False):
+        means = ", ".join(f"{c.classifier} {c.mean_diff:+.3f} [{c.ci_low:+.3f}, "
+                          f"{c.ci_high:+.3f}]" for c in cells.itertuples())
+        lines.append(f"| {comparison} | {int(cells['significantly_lower'].sum())} of "
+                     f"{n_classifiers} | {int(cells['significantly_higher'].sum())} of "
+                     f"{n_classifiers} | {int((cells['direction'] == NO_EFFECT).sum())} "
+                     f"| {int((cells['direction'] == UNDECIDED).sum())} | {means} |")
+    return [*lines, ""]
+
+
+def summary_markdown(table: pd.DataFrame, alpha: float, correction: str,
+                     omnibus: pd.DataFrame | None = None, *, floor: float | None = None,
+                     equivalence_margin: float | None = None) -> str:
+    """The Markdown summary of :func:`~facesym.stats.summary_table`: one line per classifier
+    with the verdict (when ``omnibus``, :func:`~facesym.stats.omnibus_table`, is given), how
+    to read it, counts in both directions by both methods, the omnibus and every test.
+    ``floor`` and ``equivalence_margin`` default to the values the tests were run with (the
+    tables' ``attrs``), else to the package defaults.
+
+    >>> from facesym.stats import effect_tests, omnibus_table, summary_table, synthetic_cube
     >>> cube = synthetic_cube({"left": 0.3, "right": 0.0, "control": 0.0}, seed=1)
-    >>> md = summary_markdown(summary_table(effect_tests({"clf": cube}, n_flips=1000)), 0.05,
-    ...                       "holm")
+    >>> tests = effect_tests({"clf": cube}, n_flips=1000, n_resamples=1000)
+    >>> md = summary_markdown(summary_table(tests), 0.05, "holm", omnibus_table(tests))
     >>> print(md.splitlines()[0])
     # Symmetry intervention: effect on intended-class probability
-    >>> "| clf | 2 of 4 |" in md
+    >>> print(md.splitlines()[2][:70])
+    - **clf**: lower output for reduced symmetry beyond the loss of expres
+    >>> "sion: **mixed**." in md.splitlines()[2]  # left lower, right no effect
     True
     """
-    one_sided = table[table["comparison"].isin(HEMIFACES)]
-    tested = one_sided.dropna(subset=["p"])
-    lower = tested[(tested["significant"]) & (tested["mean_diff"] < 0)]
-    per_classifier = (lower.groupby("classifier").size()
-                      .reindex(table["classifier"].unique(), fill_value=0))
-    lines = [
-        "# Symmetry intervention: effect on intended-class probability",
-        "",
-        f"Wilcoxon signed-rank (pratt), two-sided, {correction} over"
-        f" {int(table['p'].notna().sum())} tests, α = {alpha}. d = p(a=max) − p(0) for a side;"
-        " for *_vs_control, d = p_side(a=max) − p_control(a=max): one-sided vs symmetric loss of"
-        " the same total expression (negative = asymmetry itself lowers the output).",
-        "",
-        f"One-sided tests (left/right) with a significant drop: {len(lower)} of {len(tested)}.",
+    attrs = {**table.attrs, **(omnibus.attrs if omnibus is not None else {})}
+    floor = attrs.get("floor", DEFAULT_FLOOR) if floor is None else floor
+    margin = (attrs.get("equivalence_margin", DEFAULT_EQUIVALENCE_MARGIN)
+              if equivalence_margin is None else equivalence_margin)
+    table = _with_primary(table, alpha)
+    lines = ["# Symmetry intervention: effect on intended-class probability", ""]
+    if omnibus is not None and len(omnibus):
+        lines += [*classifier_lines(omnibus, table), ""]
+    lines += [
+        *rules_markdown(alpha, margin, floor),
+        f"Tests: per classifier × emotion × comparison, {int(table['p'].notna().sum())} "
+        f"tested; {correction} over the family for the Wilcoxon test. d = p(a=max) − p(0) "
+        "for a side; for *_vs_control, d = p_side(a=max) − p_control(a=max): one-sided vs "
+        "symmetric loss of the same total expression (negative = asymmetry itself lowers the "
+        "output); for left_vs_right, d = p_left(a=max) − p_right(a=max) (laterality).",
         "",
         *_untested_lines(table),
-        "| comparison | significantly lower | significantly higher | tested | mean d |",
-        "|---|---|---|---|---|",
-        *[f"| {c.comparison} | {c.lower} | {c.higher} | {c.tested} | {c.mean_diff:+.3f} |"
-          for c in headline_counts(table).itertuples()],
-        "",
-        "| classifier | significant drops (left/right) |",
-        "|---|---|",
-        *[f"| {name} | {drops} of {int((tested['classifier'] == name).sum())} |"
-          for name, drops in per_classifier.items()],
-        "",
+        *_count_lines(table, correction),
+        *_agreement_lines(table, alpha),
     ]
     if omnibus is not None and len(omnibus):
-        n_classifiers = omnibus["classifier"].nunique()
-        lines += [
-            "Omnibus per classifier (mean over non-neutral emotions; Westfall–Young max-T over"
-            " classifiers × comparisons): how many classifiers significantly lower their output.",
-            "",
-            "| comparison | classifiers significantly lower | mean d per classifier |",
-            "|---|---|---|",
-        ]
-        for comparison, cells in omnibus.groupby("comparison", sort=False):
-            means = ", ".join(f"{c.classifier} {c.mean_diff:+.3f}" for c in cells.itertuples())
-            lines.append(f"| {comparison} | {int(cells['significantly_lower'].sum())} of"
-                         f" {n_classifiers} | {means} |")
-        lines.append("")
-    columns = list(SUMMARY_COLUMNS)
+        lines += _omnibus_lines(omnibus)
+    columns = [c for c in SUMMARY_COLUMNS if c in table]
     lines.append("| " + " | ".join(columns) + " |")
     lines.append("|" + "---|" * len(columns))
     for _, test in table[columns].iterrows():

@@ -3,7 +3,13 @@
 For classifier c, emotion e and comparison k the paired difference over faces is
 - a side k ∈ {left, right, control}: d = p_k(a_max) − p_k(0) (the raw effect);
 - k = <side>_vs_control: d = p_side(a_max) − p_control(a_max) (symmetry, not expression loss:
-  both lose the same total expression displacement).
+  both lose the same total expression displacement);
+- k = left_vs_right: d = p_left(a_max) − p_right(a_max) (laterality: the same loss on either
+  hemiface; equal to the difference of the two one-sided effects, since p_left(0) = p_right(0)).
+
+Two estimates with their intervals go with each test: the mean with a BCa bootstrap CI (the
+estimate of the t-test and of the max-T test on t) and the Hodges–Lehmann shift with its
+Wilcoxon-inverted CI (the estimate of the Wilcoxon test, :mod:`facesym.stats.location`).
 """
 
 from __future__ import annotations
@@ -16,21 +22,21 @@ import pingouin as pg
 import xarray as xr
 from scipy import stats as sps
 
+from facesym.stats.location import hodges_lehmann
 from facesym.vocab import (
     COMPARISON,
-    CONTROL,
     FACE,
     LABEL,
     SIDE,
     STRENGTH,
-    comparison_side,
-    is_contrast,
+    compared_sides,
+    is_raw_effect,
 )
 
 #: what every test reports, in the order of the tables
 METRICS = ("n", "mean_p_ref", "mean_p_int", "mean_diff", "ci_low", "ci_high", "median_diff",
-           "frac_zero", "W", "p", "p_adj", "significant", "t", "p_ttest", "d_z", "rbc",
-           "p_perm", "p_maxT")
+           "hl_shift", "hl_low", "hl_high", "frac_zero", "W", "p", "p_adj", "significant", "t",
+           "p_ttest", "d_z", "rbc", "p_perm", "p_maxT")
 #: why a test has no p-value (the family's ``untested_reason``; "" when tested)
 FEW_FACES = "fewer than 2 faces"
 NO_CHANGE = "no change: every difference is 0"
@@ -71,18 +77,25 @@ def paired_differences(p: xr.DataArray, comparisons: Sequence[str]) -> xr.DataAr
     >>> paired_differences(p, ["left", "left_vs_control"]).round(3).values.tolist()
     [[-0.3], [-0.2]]
     """
-    a_max = p[STRENGTH].values.max()
-    diffs = [_at(p, comparison_side(comp), a_max) - _at(p, CONTROL, a_max) if is_contrast(comp)
-             else _at(p, comp, a_max) - _at(p, comp, 0.0) for comp in comparisons]
+    diffs = [_minuend(p, comp) - _reference(p, comp) for comp in comparisons]
     return _by_comparison(diffs, comparisons).transpose(COMPARISON, FACE, ...)
+
+
+def _minuend(p: xr.DataArray, comparison: str) -> xr.DataArray:
+    return _at(p, compared_sides(comparison)[0], p[STRENGTH].values.max())
+
+
+def _reference(p: xr.DataArray, comparison: str) -> xr.DataArray:
+    """p_side(0) for a raw effect, p_other(a_max) for a contrast or laterality."""
+    other = compared_sides(comparison)[1]
+    return _at(p, other, 0.0 if is_raw_effect(comparison) else p[STRENGTH].values.max())
 
 
 def reference_probability(p: xr.DataArray, comparisons: Sequence[str]) -> xr.DataArray:
     """ref[comparison, face]: what each difference is taken from (p_side(0) for a raw effect,
-    p_control(a_max) for a contrast), for the tables' ``mean_p_ref``."""
-    a_max = p[STRENGTH].values.max()
-    refs = [_at(p, CONTROL, a_max) if is_contrast(comp) else _at(p, comp, 0.0)
-            for comp in comparisons]
+    p_control(a_max) for a symmetry contrast, p_right(a_max) for left_vs_right), for the
+    tables' ``mean_p_ref``."""
+    refs = [_reference(p, comp) for comp in comparisons]
     return _by_comparison(refs, comparisons).transpose(COMPARISON, FACE, ...)
 
 
@@ -127,8 +140,9 @@ def paired_test(d: np.ndarray, ref: np.ndarray,
                 seed: int | np.random.SeedSequence = 0) -> dict[str, float]:
     """All statistics of one paired difference vector ``d`` (``ref`` = reference values):
     Wilcoxon signed-rank (zero_method="pratt") with the matched-pairs rank-biserial
-    correlation, a paired t-test with Cohen's d_z, and the mean with its BCa CI (``seed``
-    seeds the bootstrap). The family's columns (p_adj, p_perm, …) stay NaN here.
+    correlation and the Hodges–Lehmann shift with its Wilcoxon-inverted CI (``hl_*``), a
+    paired t-test with Cohen's d_z, and the mean with its BCa CI (``ci_*``, ``seed`` seeds the
+    bootstrap). The family's columns (p_adj, p_perm, …) stay NaN here.
 
     >>> d = np.array([-0.1, -0.2, -0.15, -0.05, -0.12, -0.3, -0.08, -0.11])
     >>> row = paired_test(d, np.full(8, 0.8))
@@ -144,6 +158,7 @@ def paired_test(d: np.ndarray, ref: np.ndarray,
                mean_diff=float(np.mean(d)), median_diff=float(np.median(d)),
                frac_zero=float(np.mean(d == 0)))
     row["ci_low"], row["ci_high"] = bca_interval(d, seed=seed)
+    row["hl_shift"], row["hl_low"], row["hl_high"] = hodges_lehmann(d)
     if untested_reason(d) in (FEW_FACES, NO_CHANGE):
         return row
     w = pg.wilcoxon(d, zero_method="pratt")
