@@ -9,8 +9,12 @@ another (or by a user with ``xarray.open_zarr``) agrees on every name.
 'left_vs_control'
 >>> comparisons_for(["left", "right", "control"])
 ('left', 'right', 'control', 'left_vs_control', 'right_vs_control')
+>>> comparisons_for(["left", "right", "control"], laterality=True)[-1]
+'left_vs_right'
 >>> comparison_side("right_vs_control"), comparison_side(CONTROL)
 ('right', 'control')
+>>> compared_sides("left_vs_right"), compared_sides("left_vs_control"), compared_sides("left")
+(('left', 'right'), ('left', 'control'), ('left', 'left'))
 """
 
 from __future__ import annotations
@@ -36,11 +40,21 @@ RIGHT = "right"
 CONTROL = "control"  # both sides lose a/2: the intensity-matched symmetric control
 HEMIFACES = (LEFT, RIGHT)
 SIDES = (LEFT, RIGHT, CONTROL)
+#: mirror composites: both hemifaces show this hemiface's expression (and its reflection)
+MIRROR_LEFT = "mirror_left"
+MIRROR_RIGHT = "mirror_right"
+MIRROR_SIDES = (MIRROR_LEFT, MIRROR_RIGHT)
+#: every side the intervention knows (``SIDES`` stays the default design)
+ALL_SIDES = (*SIDES, *MIRROR_SIDES)
+#: the hemiface a mirror composite keeps
+MIRROR_KEEPS = {MIRROR_LEFT: LEFT, MIRROR_RIGHT: RIGHT}
 
 # --- comparisons of the test family -----------------------------------------------------------
 VS_CONTROL = "_vs_control"
-#: every comparison, in the order tables list them: raw effects, then symmetry contrasts
-COMPARISONS = (LEFT, RIGHT, CONTROL, LEFT + VS_CONTROL, RIGHT + VS_CONTROL)
+#: laterality: d = p_left(a_max) − p_right(a_max), the same expression loss on either hemiface
+LEFT_VS_RIGHT = LEFT + "_vs_" + RIGHT
+#: every comparison, in the order tables list them: raw effects, symmetry contrasts, laterality
+COMPARISONS = (LEFT, RIGHT, CONTROL, LEFT + VS_CONTROL, RIGHT + VS_CONTROL, LEFT_VS_RIGHT)
 
 # --- canonical expression labels --------------------------------------------------------------
 NEUTRAL = "neutral"
@@ -55,18 +69,44 @@ def vs_control(side: str) -> str:
 
 
 def is_contrast(comparison: str) -> bool:
-    """True for a symmetry contrast (``<side>_vs_control``), False for a raw effect."""
+    """True for a symmetry contrast (``<side>_vs_control``), False for a raw effect and for
+    the laterality comparison."""
     return comparison.endswith(VS_CONTROL)
 
 
+def is_laterality(comparison: str) -> bool:
+    """True for the laterality comparison ``left_vs_right``."""
+    return comparison == LEFT_VS_RIGHT
+
+
+def is_raw_effect(comparison: str) -> bool:
+    """True for a side's own effect p(a_max) − p(0) ('left', 'right', 'control')."""
+    return comparison in SIDES
+
+
 def comparison_side(comparison: str) -> str:
-    """The side a comparison is about: 'left' for both 'left' and 'left_vs_control'."""
+    """The side a comparison is about: 'left' for both 'left' and 'left_vs_control' (the
+    laterality comparison is about both hemifaces and keeps its name)."""
     return comparison.removesuffix(VS_CONTROL)
 
 
-def comparisons_for(sides: Iterable[str]) -> tuple[str, ...]:
-    """The comparisons a set of rendered sides allows: each side's raw effect, and each
-    hemiface against the control when the control was rendered (sides keep their order)."""
+def compared_sides(comparison: str) -> tuple[str, str]:
+    """(side of the minuend, side of the subtrahend) at a_max of a comparison; a raw effect
+    compares a side with itself (at a_max and at 0)."""
+    if is_laterality(comparison):
+        return LEFT, RIGHT
+    if is_contrast(comparison):
+        return comparison_side(comparison), CONTROL
+    if is_raw_effect(comparison):
+        return comparison, comparison
+    raise ValueError(f"unknown comparison {comparison!r} (allowed: {', '.join(COMPARISONS)})")
+
+
+def comparisons_for(sides: Iterable[str], laterality: bool = False) -> tuple[str, ...]:
+    """The comparisons a set of rendered sides allows: each side's raw effect, each hemiface
+    against the control when the control was rendered, and (``laterality``) left against
+    right when both hemifaces were rendered (sides keep their order)."""
     present = [str(s) for s in sides]
     contrasts = [vs_control(s) for s in HEMIFACES if s in present and CONTROL in present]
-    return (*present, *contrasts)
+    lateral = [LEFT_VS_RIGHT] if laterality and all(s in present for s in HEMIFACES) else []
+    return (*present, *contrasts, *lateral)
