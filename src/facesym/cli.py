@@ -1,4 +1,5 @@
-"""``facesym`` command line: check a config, fetch resources, show what made a store."""
+"""``facesym`` command line: check a config, fetch resources, show what made a store, size a
+study (power), calibrate expression prototypes, score a folder of photos."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from facesym.calibration.cli import add_calibrate_parser
 from facesym.config import (
     ConfigError,
     describe_estimate,
@@ -73,6 +75,71 @@ def _provenance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _power(args: argparse.Namespace) -> int:
+    from facesym.power import power_report, write_power_report
+
+    try:
+        table = power_report(args.results, args.target, seed=args.seed,
+                             n_resamples=args.resamples, render_rate=args.render_rate,
+                             classify_rate=args.classify_rate)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(write_power_report(table, args.md, args.csv,
+                             provenance=f"facesym power {args.results}"), end="")
+    return 0
+
+
+def _add_power_parser(sub: argparse._SubParsersAction) -> None:
+    w = sub.add_parser("power", help="faces per emotion needed for a target omnibus CI half-width",
+                       description="From a finished study's classifier cubes: each classifier's "
+                                   "omnibus mean difference per comparison with its stratified "
+                                   "cluster-bootstrap CI, and the faces per emotion, images and "
+                                   "hours needed for a CI half-width of --target.")
+    w.add_argument("results", type=Path, help="a finished study folder, e.g. results/default")
+    w.add_argument("--target", type=float, default=0.02, help="CI half-width to reach (0.02)")
+    w.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: the study's)")
+    w.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (10000)")
+    w.add_argument("--render-rate", type=float, default=100.0,
+                   help="images rendered per second, for the time estimate (100)")
+    w.add_argument("--classify-rate", type=float, default=40.0,
+                   help="images per second classified by all classifiers together (40)")
+    w.add_argument("--md", type=Path, default=None, help="also write the Markdown report here")
+    w.add_argument("--csv", type=Path, default=None, help="also write the table as CSV here")
+    w.set_defaults(func=_power)
+
+
+def _score(args: argparse.Namespace) -> int:
+    from facesym.photos.detect import FaceFinder
+    from facesym.photos.score import score_folder
+
+    if not Path(args.photos_dir).is_dir():
+        print(f"error: not a folder: {args.photos_dir}", file=sys.stderr)
+        return 2
+    table = score_folder(args.photos_dir, args.out, classifiers=args.classifiers,
+                         composites_dir=args.composites, progress=not args.no_progress,
+                         finder=FaceFinder(detectors=args.detectors), strengths=args.strengths)
+    bad = int((table["status"] != "ok").sum())
+    print(f"{len(table)} rows ({bad} bad) -> {args.out}")
+    return 0
+
+
+def _add_score_parser(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("score",
+                       help="asymmetry scores and classifier outputs for a folder of photos")
+    s.add_argument("photos_dir", help="folder of images (searched recursively)")
+    s.add_argument("--out", required=True, help="CSV to write (one row per image and face)")
+    s.add_argument("--classifiers", nargs="+", default=None,
+                   help="zoo names (default: every shipped one)")
+    s.add_argument("--composites", default=None, metavar="DIR",
+                   help="write 2D mirror composites (PNG) here")
+    s.add_argument("--strengths", nargs="+", type=float, default=[1.0],
+                   help="composite strengths a (default 1)")
+    s.add_argument("--detectors", nargs="+", default=["dlib", "mtcnn"], choices=["dlib", "mtcnn"])
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=_score)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``facesym`` command."""
     ap = argparse.ArgumentParser(prog="facesym", description=__doc__)
@@ -98,10 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("provenance", help="print the provenance attributes of a store")
     p.add_argument("store")
     p.set_defaults(func=_provenance)
+    _add_power_parser(sub)
+    add_calibrate_parser(sub)
+    _add_score_parser(sub)
     args = ap.parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ResourceError) as err:
+    except (ConfigError, ResourceError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
