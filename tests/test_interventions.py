@@ -18,6 +18,7 @@ from facesym.interventions import (
     shape_groups,
 )
 from facesym.symmetry import asymmetry_3d
+from facesym.vocab import ALL_SIDES
 
 SPARED = ["jaw*", "eyeLook*", "PupilDilate*"]
 EMOTIONS = ["anger", "disgust", "fear", "happiness", "sadness", "surprise"]
@@ -55,7 +56,7 @@ def test_mask_is_left_on_plus_x_and_smooth(ict_model: FaceModel):
 
 
 @pytest.mark.parametrize("emotion", EMOTIONS)
-@pytest.mark.parametrize("side", ["left", "right", "control"])
+@pytest.mark.parametrize("side", ALL_SIDES)
 def test_zero_strength_is_the_untouched_face(setup, emotion, side):
     _, masks, parts = setup
     np.testing.assert_array_equal(intervene(parts[emotion], side, 0.0, masks),
@@ -126,7 +127,7 @@ def test_left_equals_mirrored_right(ict_model, setup):
 
 
 @settings(max_examples=25, deadline=None)
-@given(a=st.floats(0.0, 1.0), side=st.sampled_from(["left", "right", "control"]))
+@given(a=st.floats(0.0, 1.0), side=st.sampled_from(ALL_SIDES))
 def test_displacement_is_linear_in_strength(setup, a, side):
     _, masks, parts = setup
     p = parts["surprise"]
@@ -136,7 +137,16 @@ def test_displacement_is_linear_in_strength(setup, a, side):
 
 def test_bad_side_and_strength(setup):
     _, masks, parts = setup
-    with pytest.raises(ValueError, match="side must be one of left, right, control"):
+    with pytest.raises(ValueError, match="side must be one of left, right, control, "
+                       "mirror_left, mirror_right"):
         intervene(parts["fear"], "up", 0.5, masks)
     with pytest.raises(ValueError, match=r"strength must lie in \[0, 1\]"):
         intervene(parts["fear"], "left", 1.5, masks)
+
+
+def test_masks_are_the_hemiface_masks_plus_the_composites(ict_model, setup):
+    """The render stage passes intervention_masks through: it maps like the old dict."""
+    _, masks, _ = setup
+    assert sorted(masks) == ["left", "right"] and len(masks) == 2
+    np.testing.assert_array_equal(masks["left"], hemiface_mask(ict_model, "left", 0.8))
+    assert sorted(masks.composites) == ["mirror_left", "mirror_right"]
