@@ -53,8 +53,12 @@ MIRROR_KEEPS = {MIRROR_LEFT: LEFT, MIRROR_RIGHT: RIGHT}
 VS_CONTROL = "_vs_control"
 #: laterality: d = p_left(a_max) − p_right(a_max), the same expression loss on either hemiface
 LEFT_VS_RIGHT = LEFT + "_vs_" + RIGHT
-#: every comparison, in the order tables list them: raw effects, symmetry contrasts, laterality
-COMPARISONS = (LEFT, RIGHT, CONTROL, LEFT + VS_CONTROL, RIGHT + VS_CONTROL, LEFT_VS_RIGHT)
+#: the two mirror composites against each other at a_max
+MIRROR_LEFT_VS_RIGHT = MIRROR_LEFT + "_vs_" + MIRROR_RIGHT
+#: every comparison, in the order tables list them: raw effects, symmetry contrasts, laterality,
+#: then the mirror composites (each against the original, and against each other)
+COMPARISONS = (LEFT, RIGHT, CONTROL, LEFT + VS_CONTROL, RIGHT + VS_CONTROL, LEFT_VS_RIGHT,
+               MIRROR_LEFT, MIRROR_RIGHT, MIRROR_LEFT_VS_RIGHT)
 
 # --- canonical expression labels --------------------------------------------------------------
 NEUTRAL = "neutral"
@@ -80,8 +84,9 @@ def is_laterality(comparison: str) -> bool:
 
 
 def is_raw_effect(comparison: str) -> bool:
-    """True for a side's own effect p(a_max) − p(0) ('left', 'right', 'control')."""
-    return comparison in SIDES
+    """True for a side's own effect p(a_max) − p(0) ('left', 'right', 'control', and the
+    mirror composites against the original at equal expression)."""
+    return comparison in ALL_SIDES
 
 
 def comparison_side(comparison: str) -> str:
@@ -95,6 +100,8 @@ def compared_sides(comparison: str) -> tuple[str, str]:
     compares a side with itself (at a_max and at 0)."""
     if is_laterality(comparison):
         return LEFT, RIGHT
+    if comparison == MIRROR_LEFT_VS_RIGHT:
+        return MIRROR_LEFT, MIRROR_RIGHT
     if is_contrast(comparison):
         return comparison_side(comparison), CONTROL
     if is_raw_effect(comparison):
@@ -109,4 +116,5 @@ def comparisons_for(sides: Iterable[str], laterality: bool = False) -> tuple[str
     present = [str(s) for s in sides]
     contrasts = [vs_control(s) for s in HEMIFACES if s in present and CONTROL in present]
     lateral = [LEFT_VS_RIGHT] if laterality and all(s in present for s in HEMIFACES) else []
-    return (*present, *contrasts, *lateral)
+    mirrors = [MIRROR_LEFT_VS_RIGHT] if all(s in present for s in MIRROR_SIDES) else []
+    return (*present, *contrasts, *lateral, *mirrors)

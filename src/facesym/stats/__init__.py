@@ -46,3 +46,9 @@ __all__ = [
     "reference_probability", "summary_markdown", "summary_table", "synthetic_cube",
     "untested_reasons", "verdicts",
 ]
+
+from facesym.stats.realdata import group_difference  # noqa: E402
+from facesym.stats.realdata_gcm import gcm_test  # noqa: E402
+from facesym.stats.realdata_tables import realdata_markdown, realdata_tables  # noqa: E402
+
+__all__ += ["gcm_test", "group_difference", "realdata_markdown", "realdata_tables"]
