@@ -8,7 +8,7 @@ import torch
 
 from facesym.render import raster_kaolin, raster_numba, raster_torch
 from facesym.render.camera import PerspectiveCamera
-from facesym.render.shading import lambert, vertex_normals
+from facesym.render.shading import shade, vertex_normals
 
 Rasterizer = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
@@ -93,6 +93,8 @@ def render_batch(
     backend: str = "torch",
     device: str | torch.device = "cpu",
     cull_backfaces: bool = False,
+    lighting: str = "lambert",
+    cavity: float = 0.0,
 ) -> torch.Tensor:
     """Render posed meshes to uint8 images [B, H, W, 3] (on ``device``).
 
@@ -109,8 +111,11 @@ def render_batch(
             numba on the CPU).
         cull_backfaces: skip triangles facing away from the camera (faster for closed meshes,
             wrong for open ones such as a mouth socket seen through the lips).
+        lighting: ``lambert`` (constant ambient) or ``sh`` (spherical-harmonics ambient,
+            ``facesym.render.shading.SH_IRRADIANCE``), each plus the directional light.
+        cavity: strength of the cavity shading computed on each (deformed) mesh, 0 = off.
 
-    Vertex colours are Lambert-shaded once per vertex and interpolated with perspective-correct
+    Vertex colours are shaded once per vertex and interpolated with perspective-correct
     barycentrics (Gouraud shading).
     """
     rasterize = get_rasterizer(backend)
@@ -123,7 +128,8 @@ def render_batch(
     background = torch.as_tensor(background_rgb, dtype=torch.float32, device=device).reshape(1, 3)
 
     pixel_xy, depth = camera.project(vertices)
-    colors = lambert(albedo, vertex_normals(vertices, triangles), light, ambient, diffuse)
+    colors = shade(albedo, vertices, triangles, vertex_normals(vertices, triangles), light,
+                   ambient, diffuse, lighting=lighting, cavity_strength=cavity)
     colors = colors.expand(vertices.shape[0], -1, -1)
     if backend in _FUSED:
         return _FUSED[backend](pixel_xy, depth, triangles, colors, _to_uint8(background[0]),

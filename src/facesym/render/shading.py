@@ -106,3 +106,123 @@ def lambert(
                            per_image(ambient), per_image(diffuse))
     cos = (normals * light.unsqueeze(1)).sum(-1, keepdim=True).clamp_min(0.0)  # [B, V, 1]
     return albedo * (_per_batch(ambient, normals) + _per_batch(diffuse, normals) * cos)
+
+
+# Second-order spherical-harmonics irradiance of a studio-like environment (world frame,
+# +y up, +z towards the camera side of a frontal face): a bright sky and camera-side fill,
+# a dark floor. E(n) = c0 + c_y n_y + c_z n_z + c_yy (3 n_y^2 - 1) / 2, so E ≈ 1 for a surface
+# facing the camera, 0.9 facing up and 0.5 facing down (under the chin, nostrils, upper lids
+# in fear). Only the bands that a frontal studio light has (no lateral term: the key light
+# carries the left/right asymmetry of the scene).
+SH_IRRADIANCE = {"c0": 0.80, "y": 0.20, "z": 0.20, "yy": -0.10}
+
+
+def sh_irradiance(normals: torch.Tensor, coeffs: dict[str, float] | None = None) -> torch.Tensor:
+    """Ambient irradiance [B, V, 1] of unit ``normals`` [B, V, 3] under ``SH_IRRADIANCE``."""
+    c = coeffs or SH_IRRADIANCE
+    ny, nz = normals[..., 1:2], normals[..., 2:3]
+    return c["c0"] + c["y"] * ny + c["z"] * nz + c["yy"] * (1.5 * ny * ny - 0.5)
+
+
+_SMOOTHERS: dict[tuple, torch.Tensor] = {}
+
+
+def _smoother(triangles: torch.Tensor, num_vertices: int, dtype: torch.dtype) -> torch.Tensor:
+    """Row-normalised sparse CSR vertex adjacency [V, V] (umbrella operator), cached per mesh.
+
+    Boundary vertices (on an edge of one triangle only: the neck cut, the mouth and eye
+    openings) keep their position (identity row), so an open rim does not read as a crease.
+    """
+    tri = triangles.detach().to("cpu", torch.int64)
+    key = (num_vertices, tri.shape[0], hash(tri.numpy().tobytes()), dtype, str(triangles.device))
+    if key in _SMOOTHERS:
+        return _SMOOTHERS[key]
+    a = torch.cat([tri[:, 0], tri[:, 1], tri[:, 2]])
+    b = torch.cat([tri[:, 1], tri[:, 2], tri[:, 0]])
+    undirected, count = torch.unique(torch.minimum(a, b) * num_vertices + torch.maximum(a, b),
+                                     return_counts=True)
+    lo, hi = undirected // num_vertices, undirected % num_vertices
+    border = torch.zeros(num_vertices, dtype=torch.bool)
+    border[lo[count == 1]] = True
+    border[hi[count == 1]] = True
+    rows, cols = torch.cat([lo, hi]), torch.cat([hi, lo])
+    keep = ~border[rows]
+    pinned = border.nonzero().squeeze(1)
+    rows, cols = torch.cat([rows[keep], pinned]), torch.cat([cols[keep], pinned])
+    order = torch.argsort(rows * num_vertices + cols)
+    rows, cols = rows[order], cols[order]
+    counts = torch.bincount(rows, minlength=num_vertices)
+    values = 1.0 / counts.clamp_min(1).to(dtype)[rows]
+    crow = torch.zeros(num_vertices + 1, dtype=torch.int64)
+    torch.cumsum(counts, 0, out=crow[1:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        _SMOOTHERS[key] = torch.sparse_csr_tensor(
+            crow, cols, values, size=(num_vertices, num_vertices)).to(triangles.device)
+    return _SMOOTHERS[key]
+
+
+CAVITY_ITERATIONS = 12  # umbrella smoothing steps: a diffusion scale of ~1 cm on ICT's face
+CAVITY_DEPTH_CM = 0.15  # concavity (cm) that darkens the ambient term by 1 - 1/e at strength 1
+
+
+def cavity(vertices: torch.Tensor, triangles: torch.Tensor, normals: torch.Tensor,
+           iterations: int = CAVITY_ITERATIONS) -> torch.Tensor:
+    """Signed concavity [B, V] (model units) of meshes [B, V, 3]: how far each vertex lies
+    below the mesh smoothed by ``iterations`` umbrella steps, along its normal.
+
+    Positive in folds and creases (nasolabial fold, brow furrows, crow's feet, eye and mouth
+    corners), negative on ridges. Computed on the mesh as given, so the folds of each
+    expression show. One sparse product per step over all meshes of the batch.
+    """
+    batch, num_vertices, _ = vertices.shape
+    op = _smoother(triangles, num_vertices, vertices.dtype)
+    flat = vertices.permute(1, 0, 2).reshape(num_vertices, batch * 3)
+    smooth = flat
+    for _ in range(iterations):
+        smooth = op @ smooth
+    offset = (smooth - flat).view(num_vertices, batch, 3).permute(1, 0, 2)
+    return (offset * normals).sum(-1)
+
+
+def cavity_occlusion(concavity: torch.Tensor, strength: float,
+                     depth: float = CAVITY_DEPTH_CM) -> torch.Tensor:
+    """Ambient visibility [B, V, 1] in [0.3, 1] from concavity [B, V]: exp(-strength·c/depth)
+    in folds (floored at 0.3: a fold is shaded, not black), 1 elsewhere."""
+    return torch.exp(-strength * concavity.clamp_min(0.0) / depth).clamp_min(0.3).unsqueeze(-1)
+
+
+def shade(
+    albedo: torch.Tensor,
+    vertices: torch.Tensor,
+    triangles: torch.Tensor,
+    normals: torch.Tensor,
+    light_dir: torch.Tensor,
+    ambient: float | torch.Tensor,
+    diffuse: float | torch.Tensor,
+    lighting: str = "lambert",
+    cavity_strength: float = 0.0,
+) -> torch.Tensor:
+    """Vertex colours [B, V, 3]: ``lambert`` (constant ambient) or ``sh`` (spherical-harmonics
+    ambient) plus the key light, with optional cavity shading of the deformed meshes.
+
+    The cavity term darkens the ambient light fully and the key light by half of its
+    occlusion (folds still catch some direct light). With ``lighting="lambert"`` and no
+    cavity this is exactly :func:`lambert`.
+    """
+    if lighting not in ("lambert", "sh"):
+        raise ValueError(f"lighting must be 'lambert' or 'sh', got {lighting!r}")
+    if lighting == "lambert" and cavity_strength == 0:
+        return lambert(albedo, normals, light_dir, ambient, diffuse)
+    light = torch.as_tensor(light_dir, dtype=normals.dtype, device=normals.device)
+    light = torch.nn.functional.normalize(light.reshape(-1, 3), dim=-1)
+    cos = (normals * light.unsqueeze(1)).sum(-1, keepdim=True).clamp_min(0.0)
+    amb = _per_batch(ambient, normals)
+    if lighting == "sh":
+        amb = amb * sh_irradiance(normals)
+    key = _per_batch(diffuse, normals) * cos
+    if cavity_strength > 0:
+        vis = cavity_occlusion(cavity(vertices, triangles, normals), cavity_strength)
+        amb = amb * vis
+        key = key * (0.5 + 0.5 * vis)
+    return albedo * (amb + key)
