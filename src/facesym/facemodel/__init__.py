@@ -17,21 +17,32 @@ def build_face_model(fm_cfg: Mapping, source: str | Path,
 
     ``source`` is ICT-FaceKit's FaceXModel folder or the user's FLAME pickle; a FLAME landmark
     file, if the config names one, comes as ``landmarks`` (else ``flame.landmarks`` is read).
+    ``face_model.mirrored_shapes`` (``from_left``/``from_right``) turns the built model into
+    its mirrored template (:func:`facesym.facemodel.mirror.mirrored_model`).
     """
+    from facesym.facemodel.mirror import MIRRORED_SHAPES
+
+    mirrored = fm_cfg.get("mirrored_shapes", "none")
+    if mirrored not in MIRRORED_SHAPES:
+        raise ValueError(f"config key face_model.mirrored_shapes: {mirrored!r} is not one of "
+                         f"{list(MIRRORED_SHAPES)}")
     if fm_cfg["name"] == "flame":
         from facesym.facemodel.flame import build_flame_model
 
         flame = fm_cfg["flame"]
-        return build_flame_model(
+        model = build_flame_model(
             source, identity_modes=fm_cfg["identity_modes"],
             expression_modes=flame["expression_modes"],
             landmarks=landmarks if landmarks is not None else flame["landmarks"],
             mirror_tolerance_cm=flame["mirror_tolerance_cm"],
         )
-    if fm_cfg["name"] == "ict":
+    elif fm_cfg["name"] == "ict":
         from facesym.facemodel.ict import build_ict_model
 
-        return build_ict_model(source, identity_modes=fm_cfg["identity_modes"],
-                               progress=progress)
-    raise ValueError(f"config key face_model.name: unknown model {fm_cfg['name']!r} "
-                     "(allowed values: ict, flame)")
+        model = build_ict_model(source, identity_modes=fm_cfg["identity_modes"],
+                                progress=progress)
+    else:
+        raise ValueError(f"config key face_model.name: unknown model {fm_cfg['name']!r} "
+                         "(allowed values: ict, flame)")
+    source_side = MIRRORED_SHAPES[mirrored]
+    return model if source_side is None else model.with_mirrored_shapes(source_side)

@@ -79,6 +79,14 @@ class FaceModel:
         k = beta.shape[-1]
         return self.template + np.tensordot(beta, self.identity[:k], axes=(0, 0))
 
+    def with_mirrored_shapes(self, source: str = "left") -> FaceModel:
+        """A copy whose ``source``-side expression shapes are mirrored onto the other side and
+        whose other shapes and template are symmetrised (:func:`facemodel.mirror.mirrored_model`).
+        """
+        from facesym.facemodel.mirror import mirrored_model
+
+        return mirrored_model(self, source)
+
     def save(self, path: str | Path) -> None:
         """Write the model to a compressed ``.npz`` (arrays + JSON metadata)."""
         meta = {
