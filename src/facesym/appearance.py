@@ -126,6 +126,15 @@ def _eye_classes(model: FaceModel, side: str) -> tuple[np.ndarray, np.ndarray, n
     return idx, angle < PUPIL_ANGLE_DEG, (angle >= PUPIL_ANGLE_DEG) & (angle < IRIS_ANGLE_DEG)
 
 
+
+def _segment_distances(points: np.ndarray, line: np.ndarray):
+    """For each segment of a 2D polyline: (parameter 0..1 of the nearest point on it, distance)
+    of every point."""
+    for a, b in zip(line[:-1], line[1:], strict=True):
+        ab = b - a
+        t = np.clip(((points - a) @ ab) / (ab @ ab), 0, 1)
+        yield t, np.linalg.norm(points - (a + t[:, None] * ab), axis=1)
+
 def _segment_distance(points: np.ndarray, line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distance of 2D ``points`` to a polyline and the arc parameter (0..1) of the nearest
     point along it."""
@@ -133,11 +142,7 @@ def _segment_distance(points: np.ndarray, line: np.ndarray) -> tuple[np.ndarray,
     start = np.concatenate([[0.0], np.cumsum(seg_len)]) / max(seg_len.sum(), 1e-9)
     best = np.full(len(points), np.inf)
     where = np.zeros(len(points))
-    for i in range(len(line) - 1):
-        a, b = line[i], line[i + 1]
-        ab = b - a
-        t = np.clip(((points - a) @ ab) / (ab @ ab), 0, 1)
-        dist = np.linalg.norm(points - (a + t[:, None] * ab), axis=1)
+    for i, (t, dist) in enumerate(_segment_distances(points, line)):
         closer = dist < best
         best[closer] = dist[closer]
         where[closer] = start[i] + t[closer] * (start[i + 1] - start[i])
@@ -147,11 +152,7 @@ def _segment_distance(points: np.ndarray, line: np.ndarray) -> tuple[np.ndarray,
 def _near_polyline(points: np.ndarray, line: np.ndarray, radius: np.ndarray) -> np.ndarray:
     """Soft weight of 2D ``points`` within a per-segment-tapered ``radius`` of a polyline."""
     best = np.zeros(len(points))
-    for i in range(len(line) - 1):
-        a, b = line[i], line[i + 1]
-        ab = b - a
-        t = np.clip(((points - a) @ ab) / (ab @ ab), 0, 1)
-        dist = np.linalg.norm(points - (a + t[:, None] * ab), axis=1)
+    for i, (t, dist) in enumerate(_segment_distances(points, line)):
         r = radius[i] + t * (radius[i + 1] - radius[i])
         best = np.maximum(best, np.clip(1.5 - dist / r, 0, 1))
     return best

@@ -79,6 +79,24 @@ def _statistic(num: np.ndarray, n_s: np.ndarray, sum_s2: float, sizes: np.ndarra
         return num / np.sqrt(g / (g - 1) * np.maximum(ss, 0.0))
 
 
+
+def _finite_pair(y, x) -> tuple[np.ndarray, np.ndarray]:
+    """Y and X over the images where both are finite."""
+    y, x = np.asarray(y, dtype=np.float64), np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(y) & np.isfinite(x)
+    return y[ok], x[ok]
+
+
+def _label_residuals(y, x, emotion, subject, grade):
+    """Residuals of Y and X after regressing each on the label (and grade), over the images
+    where both are finite, with those images' labels and subjects."""
+    y, x = np.asarray(y, dtype=np.float64), np.asarray(x, dtype=np.float64)
+    ok = np.isfinite(y) & np.isfinite(x)
+    emotion = np.asarray([str(e) for e in emotion])[ok]
+    subject = np.asarray([str(s) for s in subject])[ok]
+    z = design_matrix(emotion, None if grade is None else np.asarray(grade)[ok])
+    return residualise(y[ok], z), residualise(x[ok], z), emotion, subject
+
 def gcm_test(y: np.ndarray, x: np.ndarray, emotion: Sequence[str], subject: Sequence, *,
              grade: np.ndarray | None = None, n_resamples: int = 9999, seed: int = 0,
              names: Sequence[str] = ()) -> dict[str, float]:
@@ -98,18 +116,13 @@ def gcm_test(y: np.ndarray, x: np.ndarray, emotion: Sequence[str], subject: Sequ
     >>> bool(res["p_wild"] < 0.01), bool(res["p_asymptotic"] < 0.01)
     (True, True)
     """
-    y, x = np.asarray(y, dtype=np.float64), np.asarray(x, dtype=np.float64)
-    ok = np.isfinite(y) & np.isfinite(x)
-    emotion = np.asarray([str(e) for e in emotion])[ok]
-    subject = np.asarray([str(s) for s in subject])[ok]
-    z = design_matrix(emotion, None if grade is None else np.asarray(grade)[ok])
-    ry, rx = residualise(y[ok], z), residualise(x[ok], z)
+    ry, rx, emotion, subject = _label_residuals(y, x, emotion, subject, grade)
     prod = ry * rx
     sums, sizes = _cluster_sums(prod, subject)
     g, n = len(sums), float(len(prod))
     out = {"n_images": int(n), "n_subjects": g, "statistic": np.nan, "p_asymptotic": np.nan,
            "p_wild": np.nan, "mean_product": float(prod.mean()) if n else np.nan,
-           "residual_r": _corr(ry, rx), "naive_r": _corr(y[ok], x[ok]),
+           "residual_r": _corr(ry, rx), "naive_r": _corr(*_finite_pair(y, x)),
            "uses_grade": grade is not None, "n_resamples": n_resamples}
     if g < 3:
         return out
@@ -144,12 +157,7 @@ def residual_correlations(y: np.ndarray, x: np.ndarray, emotion: Sequence[str],
     >>> residual_correlations(y, -y, emo, range(8))["residual_r"].tolist()
     [-1.0, -1.0]
     """
-    y, x = np.asarray(y, dtype=np.float64), np.asarray(x, dtype=np.float64)
-    ok = np.isfinite(y) & np.isfinite(x)
-    emotion = np.asarray([str(e) for e in emotion])[ok]
-    subject = np.asarray([str(s) for s in subject])[ok]
-    z = design_matrix(emotion, None if grade is None else np.asarray(grade)[ok])
-    ry, rx = residualise(y[ok], z), residualise(x[ok], z)
+    ry, rx, emotion, subject = _label_residuals(y, x, emotion, subject, grade)
     rows = [{"emotion": lab, "n_images": int((emotion == lab).sum()),
              "n_subjects": len(set(subject[emotion == lab])),
              "residual_r": _corr(ry[emotion == lab], rx[emotion == lab])}
