@@ -43,7 +43,7 @@ def test_default_config_file_is_valid(default_config):
         ({"stats": {"correction": "holmes"}}, "stats.correction", "holm"),
         ({"intervention": {"sides": ["up"]}}, "intervention.sides.0", "left, right, control"),
         ({"scenes": {"faces_per_emotion": 0}}, "scenes.faces_per_emotion", "minimum 1"),
-        ({"render": {"sise": 3}}, "render", "allowed keys: backend"),
+        ({"render": {"sise": 3}}, "render", "allowed keys: appearance, backend"),
         ({"intervention": {"strengths": [0.0, 1.5]}}, "intervention.strengths.1", "maximum 1"),
     ],
 )
