@@ -8,18 +8,29 @@ float32
 matmul FLOP/s this machine sustains (a 2048² GEMM on the same threads). ratio = measured /
 ceiling, i.e. the fraction of peak GEMM throughput the port reaches.
 
+Per model the execution runtimes of ``facesym.classifiers.runtime`` (torch NCHW, torch
+channels-last, ONNX Runtime, and with ``--compile`` torch.compile) are timed alternately,
+best of ``--repeats``, with their one-off setup time (export / compile) and the largest
+|Δprob| against plain torch; the zoo's runtime is marked ``*``. Where the best runtime
+stays under 50 % of the FLOP ceiling, a memory-bound (roofline) bound is printed: bytes moved
+per image (every leaf layer's input and output activations plus its weights read once per
+batch, float32) divided by this machine's copy bandwidth, measured in the same run
+(STREAM-like copy of 256 MiB, bytes read + written).
+
 Then facex on both engines at its own input (200x200 grey copied to 3 channels, batch
 ``--batch``, ``--threads`` threads): the torch port with the zoo's reader options (the hybrid
 int8 emulation) and LiteRT (``ai-edge-litert``, default XNNPACK kernel set), their images/s
 and the ratio litert / torch. Engines are timed alternately, best of ``--repeats``, so that
 load from other processes on a shared machine hits both alike.
 
-    .venv/bin/python bench/classify.py [--batch 64] [--repeats 5] [--threads 2] [names...]
+    .venv/bin/python bench/classify.py [--batch 64] [--repeats 5] [--threads 2] [--compile]
+        [names...]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -27,6 +38,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from facesym.classifiers.base import preprocess
+from facesym.classifiers.runtime import Runner
 from facesym.classifiers.tflite import load_tflite
 from facesym.classifiers.zoo import is_user_supplied, load_classifier, load_zoo
 from facesym.resources import resource_file
@@ -54,6 +66,59 @@ def model_flops(module: torch.nn.Module, x: torch.Tensor) -> float:
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         module(x)
     return counter.get_total_flops() / x.shape[0]
+
+
+def copy_bandwidth(mib: int = 256, repeats: int = 5) -> float:
+    """STREAM-like copy bandwidth in bytes/s (bytes read + bytes written)."""
+    src = torch.ones(mib * 2**20 // 4)
+    dst = torch.empty_like(src)
+    return 2 * src.numel() * 4 / best_time(lambda: dst.copy_(src), repeats)
+
+
+def bytes_per_image(module: torch.nn.Module, x: torch.Tensor) -> float:
+    """Bytes one forward pass moves per image: each leaf layer's input and output
+    activations, plus its weights (parameters and buffers) read once per batch."""
+    total = [0.0]
+
+    def hook(mod: torch.nn.Module, inputs: tuple, output: object) -> None:
+        acts = sum(t.numel() * t.element_size() for t in (*inputs, output)
+                   if isinstance(t, torch.Tensor))
+        weights = sum(t.numel() * t.element_size()
+                      for t in (*mod.parameters(recurse=False), *mod.buffers(recurse=False)))
+        total[0] += acts + weights
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()
+               if not any(True for _ in m.children())]
+    try:
+        with torch.inference_mode():
+            module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0] / x.shape[0]
+
+
+def compare_runtimes(clf, x: torch.Tensor, runtimes: list[str], repeats: int
+                     ) -> dict[str, tuple[float, float, float]]:
+    """{runtime: (images/s, setup s, max |Δprob| vs torch)}, timed alternately, best of N."""
+    with torch.inference_mode():
+        _, ref = clf.activate(clf.module.to(memory_format=torch.contiguous_format)(
+            x.contiguous()))
+    runners, dp = {}, {}
+    for rt in runtimes:
+        try:
+            runner = Runner(clf.module, rt, batch=x.shape[0])
+            dp[rt] = float((clf.activate(runner(x))[1] - ref).abs().max())
+            runners[rt] = runner
+        except Exception as err:  # noqa: BLE001 - an exporter/compiler failure is a result
+            print(f"    {rt}: unavailable ({type(err).__name__}: {str(err)[:90]})")
+    best = dict.fromkeys(runners, float("inf"))
+    for _ in range(repeats):
+        for rt, runner in runners.items():
+            t = time.perf_counter()
+            runner(x)
+            best[rt] = min(best[rt], time.perf_counter() - t)
+    return {rt: (x.shape[0] / best[rt], runners[rt].setup_seconds, dp[rt]) for rt in runners}
 
 
 def facex_engines(zoo: dict, batch: int, repeats: int, threads: int) -> None:
@@ -94,6 +159,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--compile", action="store_true",
+                    help="also time torch.compile (its compile takes 10-200 s per model)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     zoo = load_zoo()
@@ -104,26 +171,47 @@ def main() -> None:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(args.batch, 224, 224, 3), dtype=np.uint8)
     boxes = np.tile(np.array([[50.0, 60.0, 170.0, 190.0]], np.float32), (args.batch, 1))
-    header = (f"{'classifier':<18}{'MFLOP/img':>10}{'ceiling img/s':>15}{'net img/s':>11}"
-              f"{'ratio':>8}{'adapter img/s':>15}")
+    bandwidth = copy_bandwidth()
+    print(f"copy bandwidth (256 MiB, read + write): {bandwidth / 1e9:.1f} GB/s")
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    runtimes = ["torch", "torch_channels_last", "onnxruntime"]
+    if args.compile:
+        runtimes.append("torch_compile")
+    header = (f"{'classifier':<18}{'MFLOP/img':>10}{'ceiling img/s':>15}{'runtime':>21}"
+              f"{'net img/s':>11}{'ratio':>7}{'setup s':>9}{'max dp':>9}")
     print(header)
     print("-" * len(header))
+    rows = []
     for name in names:
         try:
             clf = load_classifier(name, zoo)
         except (FileNotFoundError, KeyError, RuntimeError, ValueError) as err:
             print(f"{name:<18}unavailable: {err}")
             continue
-        fmt = torch.channels_last if clf.channels_last else torch.contiguous_format
-        clf.module.to(memory_format=fmt)
-        x = preprocess(images, boxes, clf.spec).contiguous(memory_format=fmt)
+        x = preprocess(images, boxes, clf.spec)
         flops = model_flops(clf.module, x)
         ceiling = peak / flops
-        net = args.batch / best_time(lambda c=clf, t=x: c.forward(t), args.repeats)
+        # the TFLite hybrid emulation changes with the summation order: plain torch only
+        rts = ["torch"] if zoo[name].get("format") == "tflite" else runtimes
+        results = compare_runtimes(clf, x, rts, args.repeats)
+        for rt, (rate, setup, dp) in results.items():
+            mark = "*" if rt == clf.runtime else " "
+            print(f"{name:<18}{flops / 1e6:>10.1f}{ceiling:>15.0f}{rt + mark:>21}{rate:>11.0f}"
+                  f"{rate / ceiling:>7.2f}{setup:>9.1f}{dp:>9.1e}")
+        best_rt = max(results, key=lambda r: results[r][0])
+        best = results[best_rt][0]
         full = args.batch / best_time(lambda c=clf: c.predict(images, boxes, args.batch),
                                       args.repeats)
-        print(f"{name:<18}{flops / 1e6:>10.1f}{ceiling:>15.0f}{net:>11.0f}{net / ceiling:>8.2f}"
-              f"{full:>15.0f}")
+        line = (f"{'':<18}best {best_rt}: {best / ceiling:.2f} of the FLOP ceiling; "
+                f"adapter (crop+resize+net, zoo runtime) {full:.0f} img/s")
+        if best / ceiling < 0.5:
+            moved = bytes_per_image(clf.module, x)
+            bound = bandwidth / moved
+            line += (f"\n{'':<18}memory-bound: {moved / 1e6:.1f} MB/img -> roofline bound "
+                     f"{bound:.0f} img/s; best reaches {best / bound:.2f} of it")
+        print(line)
+        rows.append((name, best_rt, best, ceiling))
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
     if "facex" in zoo and (not args.names or "facex" in args.names):
         facex_engines(zoo, args.batch, args.repeats, args.threads)
 

@@ -93,6 +93,23 @@ def test_real_classifier_sees_a_smile(name, happy_render, cache_dir):
     assert CANONICAL_LABELS[int(np.nanargmax(canon[0]))] == "happiness"
 
 
+@pytest.mark.parametrize(("name", "recipe"), [("mini_xception", "fer"),
+                                              ("face_api", "face_api")])
+def test_original_preprocessing_still_sees_a_smile(name, recipe, happy_render, cache_dir):
+    from facesym.classifiers.runtime import configure
+
+    zoo = load_zoo()
+    clf = load_classifier(name, zoo, cache_dir=cache_dir)
+    facesym_x = clf.prepare(*happy_render)
+    configure(clf, {**zoo[name], "preprocess": "original", "original_preprocess": recipe})
+    x = clf.prepare(*happy_render)
+    assert tuple(x.shape) == (1, clf.spec.in_channels, clf.spec.size, clf.spec.size)
+    _, probs = clf.predict(*happy_render)
+    canon = clf.to_canonical(probs)
+    assert CANONICAL_LABELS[int(np.nanargmax(canon[0]))] == "happiness"
+    assert float((x - facesym_x).abs().max()) > 0.05  # a different pipeline ran
+
+
 def test_unknown_classifier_is_named():
     with pytest.raises(KeyError, match="unknown classifier 'nope'; zoo has: "):
         load_classifier("nope", load_zoo())

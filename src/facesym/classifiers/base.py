@@ -141,11 +141,18 @@ class Classifier:
     output: str  # "softmax" (module gives logits), "probs", or "sigmoid"
     weights_sha256: dict[str, str] = field(default_factory=dict)
     channels_last: bool = True
+    runtime: str | None = None  # see facesym.classifiers.runtime; None: from channels_last
+    batch_size: int | None = None  # overrides predict()'s batch_size when set
+    preprocess_mode: str = "facesym"  # or "original" (the package's own pipeline)
+    original: str | None = None  # which original pipeline (facesym.classifiers.original)
 
     def __post_init__(self) -> None:
         self.canonical = canonical_index(self.labels)
         if self.output not in ("softmax", "probs", "sigmoid"):
             raise ValueError(f"classifier {self.name}: output must be softmax, probs or sigmoid")
+        if self.runtime is None:
+            self.runtime = "torch_channels_last" if self.channels_last else "torch"
+        self._runner = None
 
     @property
     def has_logits(self) -> bool:
@@ -155,7 +162,10 @@ class Classifier:
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Network input → (raw outputs, class probabilities) in native label order."""
-        raw = self.module(x)
+        return self.activate(self.module(x))
+
+    def activate(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw outputs → (raw outputs, class probabilities) per ``output``."""
         if self.output == "softmax":
             probs = torch.softmax(raw, dim=1)
         elif self.output == "sigmoid":
@@ -171,9 +181,31 @@ class Classifier:
         ``kernels`` (e.g. "float", "hybrid-emulated", "xnnpack"), ``engine_version``, threads."""
         info = getattr(self.module, "engine_info", None)
         if info is not None:
-            return dict(info)
-        return {"engine": "torch", "kernels": "float", "engine_version": torch.__version__,
-                "threads": torch.get_num_threads()}
+            info = dict(info)
+        else:
+            info = {"engine": "torch", "kernels": "float", "engine_version": torch.__version__,
+                    "threads": torch.get_num_threads()}
+        info["runtime"] = self.runtime
+        info["preprocess"] = (f"original:{self.original}" if self.preprocess_mode == "original"
+                              else "facesym")
+        if self._runner is not None:
+            info.update(self._runner.info)
+        return info
+
+    def reset_runner(self) -> None:
+        """Forget the built runtime (after changing ``runtime`` or ``batch_size``)."""
+        self._runner = None
+
+    def prepare(self, images: np.ndarray, boxes: np.ndarray) -> torch.Tensor:
+        """Images + face boxes → network input, by facesym's or the package's preprocessing."""
+        if self.preprocess_mode == "original":
+            from facesym.classifiers.original import original_preprocess
+
+            return original_preprocess(images, boxes, self.original or "", self.spec.size,
+                                       mean=self.spec.mean)
+        if self.preprocess_mode != "facesym":
+            raise ValueError(f"classifier {self.name}: preprocess must be facesym or original")
+        return preprocess(images, boxes, self.spec)
 
     def to_canonical(self, native: np.ndarray) -> np.ndarray:
         """Reorder native-label columns (…, L) onto CANONICAL_LABELS (missing ones NaN)."""
@@ -186,17 +218,22 @@ class Classifier:
                 device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
         """Images (N, H, W, 3) uint8 and boxes (N, 4) → (raw (N, L), probs (N, L)), native order.
 
-        With ``channels_last`` the network runs NHWC in memory: oneDNN's convolutions are
-        1.5–2.6× faster so on these models, with the same results to float round-off.
+        The network runs on ``runtime`` (facesym.classifiers.runtime; channels-last by
+        default: oneDNN's convolutions are 1.5–2.6× faster so on these models, with the same
+        results to float round-off) in batches of ``self.batch_size`` or ``batch_size``.
         """
-        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.module.to(device=device, memory_format=fmt).eval()
+        from facesym.classifiers.runtime import Runner
+
+        batch_size = self.batch_size or batch_size
+        runner = self._runner
+        if runner is None or runner.device != torch.device(device) or runner.batch != batch_size:
+            runner = self._runner = Runner(self.module, self.runtime or "torch", batch_size,
+                                           device)
         raws, probs = [], []
-        for start in range(0, len(images), batch_size):
-            sl = slice(start, start + batch_size)
-            x = preprocess(images[sl], boxes[sl], self.spec).to(device)
-            x = x.contiguous(memory_format=fmt)
-            raw, p = self.forward(x)
-            raws.append(raw.float().cpu().numpy())
-            probs.append(p.float().cpu().numpy())
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                sl = slice(start, start + batch_size)
+                raw, p = self.activate(runner(self.prepare(images[sl], boxes[sl])))
+                raws.append(raw.float().cpu().numpy())
+                probs.append(p.float().cpu().numpy())
         return np.concatenate(raws), np.concatenate(probs)

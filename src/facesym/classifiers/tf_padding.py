@@ -11,8 +11,10 @@ import torch
 
 def same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
     """TF 'SAME' padding (before, after) along one axis of length ``size``."""
-    effective = (kernel - 1) * dilation + 1
-    out = -(-size // stride)
+    # int(): under torch.onnx's tracer the shape is a traced value; ceil by a positive floor
+    # division (ONNX's integer Div truncates, so -(-n // s) would export wrong).
+    size, effective = int(size), (kernel - 1) * dilation + 1
+    out = (size + stride - 1) // stride
     total = max((out - 1) * stride + effective - size, 0)
     return total // 2, total - total // 2
 
