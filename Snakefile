@@ -1,5 +1,6 @@
 # facesym: does facial symmetry causally change what expression classifiers output?
-# Chain: resources -> face_model -> scenes -> render -> classify (one job per classifier) -> stats.
+# Chain: resources -> face_model -> scenes -> render -> classify -> stats, with scenes, render and
+# classify one job per shard of faces (and per classifier); stats read the shards back lazily.
 # All science lives in the facesym package (src/); rules only wire it.
 
 import os
@@ -29,6 +30,9 @@ include: "rules/contact_sheet.smk"
 
 rule all:
     input:
+        # every shard store is a product of the study: one deleted is made again (and what
+        # depends on it), not only when a later stage happens to need it
+        expand(f"{RESULTS}/{{stage}}/{{shard}}.zarr", stage=("scenes", "renders"), shard=SHARDS),
         STATS_OUTPUTS,
         rules.manipulation_check.output,
         rules.contact_sheet.output,

@@ -1,21 +1,26 @@
 rule classify:
-    """Run one classifier on every rendered image: prob[face, side, strength, label] on the
-    canonical label set (and its logits) as a Zarr cube."""
+    """Run one classifier on one shard's rendered images: prob[face, side, strength, label] on
+    the canonical label set (and its logits) as a Zarr cube."""
     input:
-        renders=rules.render.output.renders,
+        renders=f"{RESULTS}/renders/{{shard}}.zarr",
         weights=classifier_weights,
     output:
-        cube=directory(f"{RESULTS}/classify/{{classifier}}.zarr"),
+        cube=directory(f"{RESULTS}/classify/{{classifier}}/{{shard}}.zarr"),
     params:
         cfg=lambda wc: stage_config(
-            config, "classify", classifier=wc.classifier, zoo_entry=zoo_entry(wc.classifier, ZOO)
+            config,
+            "classify",
+            classifier=wc.classifier,
+            zoo_entry=zoo_entry(wc.classifier, ZOO),
+            faces=shard_faces(wc),
         ),
     wildcard_constraints:
         classifier="[A-Za-z0-9_.-]+",
+        shard=r"shard-\d+",
     log:
-        f"{RESULTS}/logs/classify_{{classifier}}.log",
+        f"{RESULTS}/logs/classify_{{classifier}}_{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/classify_{{classifier}}.tsv"
+        f"{RESULTS}/benchmarks/classify_{{classifier}}_{{shard}}.tsv"
     conda:
         "../envs/classify.yaml"
     resources:

@@ -2,8 +2,9 @@
 from snakemake.exceptions import WorkflowError
 
 from facesym.classifiers.zoo import is_user_supplied, load_zoo, user_weights_path, zoo_entry
-from facesym.config import ConfigError, validate_study_config
+from facesym.config import ConfigError, n_faces, validate_study_config
 from facesym.stages.params import stage_config
+from facesym.stages.shards import shard_count, shard_name, shard_range, shards_of_faces
 
 # Exactly what `facesym check-config` validates: schema, defaults, FACS tables, classifiers.
 try:
@@ -20,6 +21,11 @@ STUDY = config["study"]
 RESULTS = f"results/{STUDY}"
 CACHE = config["resources"]["cache_dir"]
 CLASSIFIERS = list(config["classifiers"])
+
+# Faces in shards: scenes, render and classify run one job per shard of FACES_PER_SHARD faces.
+N_FACES = n_faces(config)
+FACES_PER_SHARD = config["shards"]["faces_per_shard"]
+SHARDS = [shard_name(k) for k in range(shard_count(N_FACES, FACES_PER_SHARD))]
 STATS_OUTPUTS = [
     f"{RESULTS}/stats/tests.zarr",
     f"{RESULTS}/stats/summary.csv",
@@ -50,3 +56,20 @@ def face_model_inputs(wildcards):
             files["landmarks"] = fm["flame"]["landmarks"]
         return files
     return {"stamp": resource_stamp("ict_facekit")}
+
+
+def shard_faces(wildcards):
+    """[start, stop) of the faces of the job's shard (``{shard}`` is ``shard-00000``)."""
+    return shard_range(int(wildcards.shard.removeprefix("shard-")), N_FACES, FACES_PER_SHARD)
+
+
+def classify_shards(wildcards=None):
+    """Every classifier's shard stores, classifier-major (the order the stats stages split)."""
+    return expand(f"{RESULTS}/classify/{{classifier}}/{{shard}}.zarr",
+                  classifier=CLASSIFIERS, shard=SHARDS)
+
+
+def contact_sheet_scenes(wildcards):
+    """Only the scene shards holding the contact sheet's faces."""
+    shards = shards_of_faces(config["contact_sheet"]["faces"], FACES_PER_SHARD)
+    return [f"{RESULTS}/scenes/{shard_name(k)}.zarr" for k in shards]

@@ -3,7 +3,7 @@ rule contact_sheet:
     intervention does."""
     input:
         model=rules.face_model.output.model,
-        scenes=rules.scenes.output.scenes,
+        scenes=contact_sheet_scenes,
     output:
         sheet=report(
             f"{RESULTS}/contact_sheet.png",

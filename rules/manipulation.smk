@@ -2,7 +2,7 @@ rule manipulation_check:
     """How often each classifier recognises the intended emotion on the untouched (a = 0)
     renders, its mean intended-class probability, and the confusion matrices."""
     input:
-        cubes=expand(f"{RESULTS}/classify/{{classifier}}.zarr", classifier=CLASSIFIERS),
+        cubes=classify_shards,
     output:
         csv=f"{RESULTS}/stats/manipulation_check.csv",
         md=f"{RESULTS}/stats/manipulation_check.md",

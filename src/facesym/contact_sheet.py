@@ -20,13 +20,15 @@ from facesym.stages.render import SCENE_VARS, StudyRenderer  # noqa: E402
 
 def identity_grid(model: FaceModel, scenes: xr.Dataset, cfg: Mapping, face: int,
                   emotions: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Render face ``face``'s identity and scene with each emotion (at its own intensity).
+    """Render face ``face`` (its global index)'s identity and scene with each emotion.
+
+    Each emotion is shown at the face's own intensity.
 
     Returns images (E, S, A, H, W, 3), the 3D asymmetry scores (E, S, A) and the landmark
     boxes (E, S, A, 4).
     """
     r = StudyRenderer(model, cfg)
-    row = scenes.isel(face=face)
+    row = scenes.sel(face=face)
     n = len(emotions)
     weights = np.stack([prototype_weights(e, cfg["expressions"], model) for e in emotions])
     weights = weights * float(row["intensity"])
@@ -54,11 +56,13 @@ def contact_sheet(model: FaceModel, scenes: xr.Dataset, cfg: Mapping, faces: Seq
 
     Raises ValueError naming ``contact_sheet.faces`` when a face is not in the study.
     """
-    n_faces = scenes.sizes["face"]
-    outside = [int(f) for f in faces if not 0 <= int(f) < n_faces]
+    held = {int(f) for f in scenes["face"].values}
+    outside = [int(f) for f in faces if int(f) not in held]
     if outside:
-        raise ValueError(f"config key contact_sheet.faces: {outside} not in the study, which has "
-                         f"faces 0..{n_faces - 1} (scenes.faces_per_emotion × emotions)")
+        span = f"{min(held)}..{max(held)}" if held else "none"
+        raise ValueError(f"config key contact_sheet.faces: {outside} not in the study's scenes "
+                         f"given, which hold faces {span} (the study has scenes."
+                         "faces_per_emotion × emotions faces)")
     emotions = [e for e in cfg["scenes"]["emotions"]]
     r = StudyRenderer(model, cfg)
     sides, strengths = r.sides, r.strengths

@@ -1,4 +1,4 @@
-"""Classify stage: one classifier over every rendered image → prob[face, side, strength, label]."""
+"""Classify stage: one classifier over one shard's images → prob[face, side, strength, label]."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from facesym.classifiers.base import CANONICAL_LABELS, Classifier
 from facesym.classifiers.zoo import load_classifier
 from facesym.cubes import open_cube, write_dataset
 from facesym.provenance import provenance_attrs
+from facesym.stages.shards import check_faces
 
 
 def classify_renders(clf: Classifier, renders: xr.Dataset, batch_size: int = 64,
@@ -66,20 +67,23 @@ def classify_attrs(clf: Classifier, entry: Mapping, device: str) -> dict:
         "weights_sha256": clf.weights_sha256,
         "device": device,
         "torch_threads": torch.get_num_threads(),
+        "engine": clf.engine_info,
     }
 
 
 def run(inputs: Mapping, outputs: Mapping, cfg: Mapping, log: logging.Logger) -> None:
-    """Classify every image of ``inputs["renders"]`` with ``cfg["classifier"]``."""
+    """Classify every image of the render shard ``inputs["renders"]`` (faces ``cfg["faces"]``)
+    with ``cfg["classifier"]``."""
     ccfg, name, entry = cfg["classify"], cfg["classifier"], cfg["zoo_entry"]
     if ccfg["threads"]:  # 0: the job's threads (set by the runner)
         torch.set_num_threads(ccfg["threads"])
     clf = load_classifier(name, {name: entry}, cache_dir=cfg["resources"]["cache_dir"])
     renders = open_cube(inputs["renders"])
+    check_faces(renders, cfg["faces"], inputs["renders"])
     cube = classify_renders(clf, renders, batch_size=ccfg["batch_size"], device=ccfg["device"])
     attrs = provenance_attrs(
         "classify", cfg, inputs={"renders": inputs["renders"]}, resources=clf.weights_sha256,
-        extra=classify_attrs(clf, entry, ccfg["device"]),
+        extra={**classify_attrs(clf, entry, ccfg["device"]), "faces": list(cfg["faces"])},
     )
     write_dataset(cube, outputs["cube"], attrs)
     log.info("classified %d images with %s", cube["prob"].size // cube.sizes["label"], name)

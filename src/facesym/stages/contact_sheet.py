@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 from facesym.contact_sheet import contact_sheet
-from facesym.cubes import open_cube
 from facesym.facemodel.base import FaceModel
 from facesym.provenance import provenance_attrs, provenance_line
+from facesym.stages.shards import open_shards
 
 
 def run(inputs: Mapping, outputs: Mapping, cfg: Mapping, log: logging.Logger) -> None:
-    """Render ``cfg["contact_sheet"]["faces"]`` into ``outputs["sheet"]`` and log their scores."""
+    """Render ``cfg["contact_sheet"]["faces"]`` into ``outputs["sheet"]`` and log their scores.
+
+    ``inputs["scenes"]`` are the scene shards that hold those faces (not the whole study).
+    """
     model = FaceModel.load(inputs["model"])
-    scenes = open_cube(inputs["scenes"]).load()
+    paths = [inputs["scenes"]] if isinstance(inputs["scenes"], str) else list(inputs["scenes"])
+    scenes = open_shards(paths)
     line = provenance_line(provenance_attrs(
-        "contact_sheet", cfg, inputs={"model": inputs["model"], "scenes": inputs["scenes"]}))
+        "contact_sheet", cfg, inputs={"model": inputs["model"],
+                                      **{f"scenes/{Path(p).stem}": p for p in paths}}))
     scores = contact_sheet(model, scenes, cfg, cfg["contact_sheet"]["faces"], outputs["sheet"],
                            provenance=line)
     for face, asym in scores.items():

@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from facesym.cubes import open_cube
 from facesym.plots import confusion_figure
 from facesym.provenance import provenance_attrs, provenance_line
+from facesym.stages.shards import open_shards, shard_inputs, split_by_classifier
+from facesym.stages.stats import STATS_VARIABLES
 from facesym.stats import confusion_matrices, manipulation_check, manipulation_markdown
 
 
 def run(inputs: Mapping, outputs: Mapping, cfg: Mapping, log: logging.Logger) -> None:
     """Table (CSV, Markdown) and confusion figure of every classifier in ``cfg["classifiers"]``."""
-    paths = dict(zip(cfg["classifiers"], inputs["cubes"], strict=True))
-    cubes = {name: open_cube(path) for name, path in paths.items()}
+    shards = split_by_classifier(inputs["cubes"], cfg["classifiers"])
+    cubes = {name: open_shards(group, STATS_VARIABLES) for name, group in shards.items()}
+    paths = shard_inputs(shards)
     line = provenance_line(provenance_attrs("manipulation_check", cfg, inputs=paths))
     table = manipulation_check(cubes)
     table.to_csv(outputs["csv"], index=False, float_format="%.4f")

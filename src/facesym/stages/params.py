@@ -21,16 +21,22 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "classify": ("classify", "resources.cache_dir"),
     "stats": ("seed", "stats", "classifiers"),
     "manipulation_check": ("classifiers",),
-    "contact_sheet": ("intervention", "render.backend", "render.device", "render.size",
-                      "render.fov_deg", "render.distance_cm", "scenes.emotions",
+    "contact_sheet": ("intervention", "render.appearance", "render.backend", "render.device",
+                      "render.size", "render.fov_deg", "render.distance_cm", "scenes.emotions",
                       "contact_sheet.faces"),
 }
 
 # Values only the rule knows (wildcards and what it derives from them), passed at the top level.
+# ``faces`` is a shard's [start, stop) of global face indices (see facesym.stages.shards).
 RULE_VALUES: dict[str, tuple[str, ...]] = {
     "fetch_resource": ("rid",),
-    "classify": ("classifier", "zoo_entry"),
+    "scenes": ("faces",),
+    "render": ("faces",),
+    "classify": ("classifier", "zoo_entry", "faces"),
 }
+
+# Study-size keys a shard job must not see: adding faces then re-runs only new (or grown) shards.
+SHARD_INDEPENDENT = {"scenes": ("faces_per_emotion",)}
 
 # Stages that turn emotions into shape weights: they get the FACS tables the study uses.
 USES_EXPRESSIONS = ("scenes", "contact_sheet")
@@ -73,6 +79,12 @@ def stage_config(config: Mapping, stage: str, **rule_values: Any) -> dict:
         raise TypeError(f"stage {stage} takes rule values {sorted(wanted)}, "
                         f"got {sorted(rule_values)}")
     out = select(config, STAGE_KEYS[stage])
+    for section, keys in SHARD_INDEPENDENT.items():
+        if section in out and "faces" in wanted:
+            for key in keys:
+                out[section].pop(key, None)
+    if "faces" in rule_values:
+        rule_values["faces"] = [int(f) for f in rule_values["faces"]]
     if stage == "face_model":
         fm = out["face_model"]
         if fm["name"] == "flame":

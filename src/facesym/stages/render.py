@@ -12,7 +12,7 @@ import torch
 import xarray as xr
 from tqdm import tqdm
 
-from facesym.appearance import appearance_masks, vertex_albedo
+from facesym.appearance import Look, appearance_masks, vertex_albedo
 from facesym.cubes import CubeWriter, open_cube
 from facesym.facemodel.base import FaceModel
 from facesym.interventions import (
@@ -23,6 +23,7 @@ from facesym.interventions import (
 )
 from facesym.provenance import provenance_attrs
 from facesym.render import frontal_camera, project_points, render_batch, rotation_matrix
+from facesym.stages.shards import check_faces
 from facesym.symmetry import asymmetry_2d, asymmetry_3d, asymmetry_rms_3d, paired_vertices
 
 BACKGROUND_RGB = (0.45, 0.45, 0.45)
@@ -106,6 +107,7 @@ class StudyRenderer:
         self.camera = frontal_camera(self.rcfg["distance_cm"], self.rcfg["fov_deg"], self.size,
                                      target=tuple(float(c) for c in self.pivot))
         self.triangles = torch.as_tensor(model.triangles)
+        self.look = Look.from_config(self.rcfg["appearance"])
         self.appearance = appearance_masks(model)
         self.hemi = intervention_masks(model, self.icfg["mask_width_cm"])
 
@@ -130,14 +132,15 @@ class StudyRenderer:
                                 np.asarray(scene["light_elevation"]))
         images = render_batch(
             v, self.triangles,
-            torch.as_tensor(vertex_albedo(self.appearance, np.asarray(scene["skin_tone"]))
+            torch.as_tensor(vertex_albedo(self.appearance, np.asarray(scene["skin_tone"]),
+                                          self.look)
                             ).repeat_interleave(rep, 0),
             self.camera,
             light_dir=torch.as_tensor(light, dtype=torch.float32).repeat_interleave(rep, 0),
             ambient=ambient.repeat_interleave(rep, 0),
             diffuse=(1.0 - ambient).repeat_interleave(rep, 0),
             background_rgb=BACKGROUND_RGB, backend=self.rcfg["backend"],
-            device=self.rcfg["device"],
+            device=self.rcfg["device"], **self.look.shading(),
         ).cpu().numpy()
         lm = project_points(v[:, landmarks], self.camera).reshape(nb, ns, na, -1, 2).numpy()
         lm_ref = project_points(torch.stack(refs), self.camera).numpy()[:, None, None]
@@ -219,15 +222,17 @@ def render_study(model: FaceModel, scenes: xr.Dataset, cfg: Mapping, out: str | 
 
 
 def run(inputs: Mapping, outputs: Mapping, cfg: Mapping, log: logging.Logger) -> None:
-    """Render the study's design from the face model and scene cube into ``outputs["renders"]``.
+    """Render the shard's faces (``cfg["faces"]``) from the face model and the shard's scene cube
+    into ``outputs["renders"]``.
 
     Rendering is deterministic: its only randomness is the scenes', whose seeds that store holds.
     """
     model = FaceModel.load(inputs["model"])
     scenes = open_cube(inputs["scenes"]).load()
+    check_faces(scenes, cfg["faces"], inputs["scenes"])
     rcfg = cfg["render"]
     attrs = provenance_attrs(
         "render", cfg, inputs={"model": inputs["model"], "scenes": inputs["scenes"]},
-        extra={"backend": rcfg["backend"], "device": rcfg["device"]},
+        extra={"backend": rcfg["backend"], "device": rcfg["device"], "faces": list(cfg["faces"])},
     )
     render_study(model, scenes, cfg, outputs["renders"], attrs, log=log.info)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from facesym.cubes import open_cube, write_dataset
+from facesym.cubes import write_dataset
 from facesym.plots import dose_response_figure, effects_figure
 from facesym.provenance import provenance_attrs, provenance_line
+from facesym.stages.shards import open_shards, shard_inputs, split_by_classifier
 from facesym.stats import (
     dose_response_tables,
     effect_tests,
@@ -16,17 +17,23 @@ from facesym.stats import (
     summary_table,
 )
 
+# what the statistics read of a classify cube (its images' probabilities and the design)
+STATS_VARIABLES = ("prob", "emotion")
+
 
 def run(inputs: Mapping, outputs: Mapping, cfg: Mapping, log: logging.Logger) -> None:
-    """Test every classifier's cube (``inputs["cubes"]``, in ``cfg["classifiers"]`` order)."""
+    """Test every classifier's shards (``inputs["cubes"]``: classifier-major, in
+    ``cfg["classifiers"]`` order), joined along ``face``."""
     stats_cfg, seed = cfg["stats"], cfg["seed"]
     alpha, correction = stats_cfg["alpha"], stats_cfg["correction"]
-    paths = dict(zip(cfg["classifiers"], inputs["cubes"], strict=True))
-    cubes = {name: open_cube(path) for name, path in paths.items()}
+    shards = split_by_classifier(inputs["cubes"], cfg["classifiers"])
+    cubes = {name: open_shards(group, STATS_VARIABLES) for name, group in shards.items()}
+    paths = shard_inputs(shards)
     tests = effect_tests(cubes, alpha=alpha, correction=correction,
-                         n_flips=stats_cfg["n_flips"], seed=seed)
+                         n_flips=stats_cfg["n_flips"], seed=seed, floor=stats_cfg["floor"],
+                         equivalence_margin=stats_cfg["equivalence_margin"])
     attrs = provenance_attrs("stats", cfg, inputs=paths,
-                             seeds={"seed": seed, "bootstrap": "per test, seeded by its position",
+                             seeds={"seed": seed, "bootstrap": tests.attrs["bootstrap_seeds"],
                                     "max-T flips": tests.attrs["n_flips"]})
     table = summary_table(tests)
     table.to_csv(outputs["csv"], index=False, float_format="%.6g")
