@@ -94,3 +94,12 @@ def test_non_cpu_device_falls_back_to_channels_last() -> None:
     runner = Runner(net, "onnxruntime", batch=2, device="meta")
     assert runner.runtime == "torch_channels_last"
     assert runner.info["runtime_requested"] == "onnxruntime"
+
+
+def test_running_a_classifier_leaves_its_module_usable_for_autograd() -> None:
+    """The runner converts the memory format outside inference mode: the caller's module keeps
+    normal parameters (tracing and autograd still work after a classification)."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten())
+    Runner(net, "torch_channels_last", batch=2)(torch.zeros(2, 1, 8, 8))
+    assert not any(p.is_inference() for p in net.parameters())
+    net(torch.zeros(1, 1, 8, 8, requires_grad=True)).sum().backward()

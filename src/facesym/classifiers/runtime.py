@@ -83,7 +83,10 @@ class Runner:
         self.setup_seconds = 0.0
 
     def _build(self, example: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        module = self.module.to(device=self.device, memory_format=self.fmt).eval()
+        # Outside inference mode: ``.to`` replaces the parameters in place, and parameters made
+        # under inference mode would break the caller's module for autograd and tracing.
+        with torch.inference_mode(False), torch.no_grad():
+            module = self.module.to(device=self.device, memory_format=self.fmt).eval()
         if self.runtime in ("torch", "torch_channels_last"):
             return module
         if self.runtime == "torch_compile":
