@@ -274,7 +274,7 @@ def test_flame_face_model_reads_exactly_its_params(flame, tiny: dict, tmp_path: 
         np.save(landmarks, flame.landmarks)
         inputs["landmarks"] = landmarks
     config = {**tiny, "face_model": {
-        "name": "flame", "identity_modes": 6,
+        "name": "flame", "identity_modes": 6, "mirrored_shapes": "none",
         "flame": {"path": str(flame.path), "landmarks": landmarks, "expression_modes": 5,
                   "mirror_tolerance_cm": 0.1}}}
     out = tmp_path / "flame.npz"
