@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_empty_config_gets_every_default():
     cfg = validate_config({})
-    assert cfg["render"]["backend"] == "torch"
+    assert cfg["render"]["backend"] == "numba"
     assert cfg["intervention"]["strengths"] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert cfg["scenes"]["light"]["ambient"] == {"low": 0.35, "high": 0.5}
     assert "happiness" in cfg["expressions"]["prototypes"]

@@ -257,7 +257,7 @@ def validate_config(config: Mapping, schema: Mapping | None = None) -> dict:
 
     >>> cfg = validate_config({"scenes": {"faces_per_emotion": "2"}})
     >>> cfg["scenes"]["faces_per_emotion"], cfg["render"]["backend"]
-    (2, 'torch')
+    (2, 'numba')
     >>> validate_config({"study": ".."})
     Traceback (most recent call last):
     ...
