@@ -2,7 +2,7 @@
 
 From the same face box facesym uses (the landmark box, taken as the package's detector box),
 each recipe reproduces the package's crop, grey conversion, resize and scaling, as read in
-the packages' code (see ``/work/shared/docs`` notes in the report and the recipe docstrings):
+the packages' code (see the recipe docstrings):
 
 - ``fer`` (fer 25.10.3, ``FER.detect_emotions``): OpenCV grey; the image padded by 40 px with
   the mean of its bottom two rows; the box made square by growing its short side
