@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -64,38 +64,50 @@ def sample_face(seed: int, face: int, scenes_cfg: Mapping, identity_modes: int) 
     return out
 
 
-def sample_scenes(cfg: Mapping, model: FaceModel) -> xr.Dataset:
-    """The scene cube: one row per face with every noise value and its expression weights."""
+UNITS = {"yaw": "deg", "pitch": "deg", "roll": "deg", "light_azimuth": "deg",
+         "light_elevation": "deg"}
+
+
+def sample_scenes(cfg: Mapping, model: FaceModel,
+                  faces: Sequence[int] | None = None) -> xr.Dataset:
+    """The scene cube: one row per face with every noise value and its expression weights.
+
+    ``faces`` = (start, stop) samples only faces ``range(start, stop)`` (a shard; the face
+    coordinate keeps the global index) without reading ``scenes.faces_per_emotion``; by default
+    every face of the study. Face i has emotion i mod E and its own seeded streams, so a face's
+    values depend neither on the shard it falls in nor on the study's size.
+    """
     sc = cfg["scenes"]
     emotions = list(sc["emotions"])
-    n = sc["faces_per_emotion"] * len(emotions)
+    index = np.arange(*faces) if faces is not None else np.arange(
+        sc["faces_per_emotion"] * len(emotions))
     k = cfg["face_model"]["identity_modes"]
-    draws = [sample_face(cfg["seed"], i, sc, k) for i in range(n)]
-    emotion = [emotions[i % len(emotions)] for i in range(n)]
+    draws = [sample_face(cfg["seed"], int(i), sc, k) for i in index]
+    which = index % len(emotions)
     protos = prototype_matrix(emotions, cfg["expressions"], model)
-    intensity = np.array([d["intensity"] for d in draws])
-    weights = protos[[i % len(emotions) for i in range(n)]] * intensity[:, None]
-    scalar = {key: ("face", np.array([d[key] for d in draws]))
-              for key in draws[0] if key != "identity"}
+    intensity = np.array([d["intensity"] for d in draws], dtype=np.float64)
+    weights = protos[which] * intensity[:, None]
+    scalar = {var: ("face", np.array([d[var] for d in draws], dtype=np.float64))
+              for var in SCENE_FACTORS}
     ds = xr.Dataset(
         {
-            "emotion": ("face", np.array(emotion, dtype=np.dtypes.StringDType())),
+            "emotion": ("face", np.array([emotions[e] for e in which],
+                                         dtype=np.dtypes.StringDType())),
             "identity": (("face", "mode"), np.stack([d["identity"] for d in draws])
-                         if k else np.zeros((n, 0))),
+                         if k and draws else np.zeros((len(index), k))),
             "expression_weight": (("face", "shape"), weights.astype(np.float32)),
             **scalar,
         },
         coords={
-            "face": np.arange(n),
+            "face": index,
             "mode": np.arange(k),
             "shape": np.array(model.expression_names, dtype=np.dtypes.StringDType()),
         },
     )
-    units = {"yaw": "deg", "pitch": "deg", "roll": "deg", "light_azimuth": "deg",
-             "light_elevation": "deg", "camera_distance_offset": model.units}
     for var, key in SCENE_FACTORS.items():
         ds[var].attrs["distribution"] = json.dumps(dict(_spec(sc, key)), sort_keys=True)
-        if var in units:
-            ds[var].attrs["units"] = units[var]
+        units = model.units if var == "camera_distance_offset" else UNITS.get(var)
+        if units:
+            ds[var].attrs["units"] = units
     ds["expression_weight"].attrs["description"] = "prototype(emotion) × intensity"
     return ds
