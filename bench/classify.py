@@ -8,14 +8,15 @@ float32
 matmul FLOP/s this machine sustains (a 2048² GEMM on the same threads). ratio = measured /
 ceiling, i.e. the fraction of peak GEMM throughput the port reaches.
 
-Per model the execution runtimes of ``facesym.classifiers.runtime`` (torch NCHW, torch
-channels-last, ONNX Runtime, and with ``--compile`` torch.compile) are timed alternately,
-best of ``--repeats``, with their one-off setup time (export / compile) and the largest
-|Δprob| against plain torch; the zoo's runtime is marked ``*``. Where the best runtime
+Per model the execution runtimes of ``facesym.classifiers.runtime`` (torch NCHW, torch channels-
+last, ONNX Runtime, and with ``--compile`` torch.compile) are timed alternately, best of
+``--repeats``, with their one-off setup time (export / compile) and the largest |Δprob| against
+plain torch; the zoo's runtime is marked ``*``, and for each other runtime the job size (images)
+above which its setup time pays for itself against the zoo's choice. Where the best runtime
 stays under 50 % of the FLOP ceiling, a memory-bound (roofline) bound is printed: bytes moved
-per image (every leaf layer's input and output activations plus its weights read once per
-batch, float32) divided by this machine's copy bandwidth, measured in the same run
-(STREAM-like copy of 256 MiB, bytes read + written).
+per image (every leaf layer's input and output activations plus its weights read once per batch,
+float32) divided by this machine's copy bandwidth, measured in the same run (STREAM-like copy of
+256 MiB, bytes read + written).
 
 Then facex on both engines at its own input (200x200 grey copied to 3 channels, batch
 ``--batch``, ``--threads`` threads): the torch port with the zoo's reader options (the hybrid
@@ -121,7 +122,25 @@ def compare_runtimes(clf, x: torch.Tensor, runtimes: list[str], repeats: int
     return {rt: (x.shape[0] / best[rt], runners[rt].setup_seconds, dp[rt]) for rt in runners}
 
 
-def facex_engines(zoo: dict, batch: int, repeats: int, threads: int) -> None:
+def break_even_line(results: dict[str, tuple[float, float, float]], chosen: str) -> str:
+    """Images per job above which a faster runtime's one-off setup pays for itself against the
+    zoo's runtime (a job of fewer images is faster on the zoo's choice)."""
+    if chosen not in results:
+        return ""
+    rate0, setup0, _ = results[chosen]
+    parts = []
+    for rt, (rate, setup, _) in results.items():
+        if rt == chosen:
+            continue
+        gain = 1 / rate0 - 1 / rate  # seconds saved per image
+        if gain <= 0:
+            parts.append(f"{rt} never pays (slower per image)")
+        else:
+            parts.append(f"{rt} pays above {max(setup - setup0, 0) / gain:,.0f} images/job")
+    return f"{'':<18}vs {chosen}: " + "; ".join(parts)
+
+
+def facex_engines(zoo: dict, batch: int, repeats: int, threads: int, peak: float) -> None:
     """Print facex's images/s on the torch port and on LiteRT, and their ratio."""
     entry = zoo["facex"]
     path = resource_file(entry["weights"]["resource"], entry["weights"]["file"])
@@ -144,10 +163,14 @@ def facex_engines(zoo: dict, batch: int, repeats: int, threads: int) -> None:
                 module(x)
                 best[name] = min(best[name], time.perf_counter() - t)
     rate = {name: batch / t for name, t in best.items()}
-    print(f"\nfacex engines (200x200 grey as 3 channels, batch {batch}, {threads} threads)")
+    flops = model_flops(engines["torch"], x)
+    ceiling = peak / flops
+    print(f"\nfacex engines (200x200 grey as 3 channels, batch {batch}, {threads} threads); "
+          f"{flops / 1e6:.1f} MFLOP/img, FLOP ceiling {ceiling:.0f} img/s")
     for name, module in engines.items():
         info = module.engine_info
-        print(f"  {name:<8}{info['kernels']:<17}{rate[name]:>8.1f} img/s")
+        print(f"  {name:<8}{info['kernels']:<17}{rate[name]:>8.1f} img/s"
+              f"{rate[name] / ceiling:>7.2f} of the ceiling")
     if "litert" in rate:
         print(f"  ratio litert / torch: {rate['litert'] / rate['torch']:.2f}")
 
@@ -188,6 +211,8 @@ def main() -> None:
         except (FileNotFoundError, KeyError, RuntimeError, ValueError) as err:
             print(f"{name:<18}unavailable: {err}")
             continue
+        if zoo[name].get("format") == "tflite":
+            continue  # timed on both engines by facex_engines() below
         x = preprocess(images, boxes, clf.spec)
         flops = model_flops(clf.module, x)
         ceiling = peak / flops
@@ -199,6 +224,7 @@ def main() -> None:
             print(f"{name:<18}{flops / 1e6:>10.1f}{ceiling:>15.0f}{rt + mark:>21}{rate:>11.0f}"
                   f"{rate / ceiling:>7.2f}{setup:>9.1f}{dp:>9.1e}")
         best_rt = max(results, key=lambda r: results[r][0])
+        print(break_even_line(results, clf.runtime))
         best = results[best_rt][0]
         full = args.batch / best_time(lambda c=clf: c.predict(images, boxes, args.batch),
                                       args.repeats)
@@ -213,7 +239,7 @@ def main() -> None:
         rows.append((name, best_rt, best, ceiling))
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
     if "facex" in zoo and (not args.names or "facex" in args.names):
-        facex_engines(zoo, args.batch, args.repeats, args.threads)
+        facex_engines(zoo, args.batch, args.repeats, args.threads, peak)
 
 
 if __name__ == "__main__":

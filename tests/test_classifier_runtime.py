@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from facesym.classifiers.runtime import RUNTIMES, Runner, configure, entry_options
-from facesym.classifiers.zoo import load_classifier, load_zoo
+from facesym.classifiers.zoo import check_zoo, load_classifier, load_zoo
+from facesym.config import ConfigError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOL = 1e-5
@@ -80,8 +81,9 @@ def test_entry_options_defaults_and_errors() -> None:
 
 def test_configure_checks_the_original_recipe(zoo, cache_dir) -> None:
     clf = load_classifier("mini_xception_48", zoo, cache_dir=cache_dir)
+    no_recipe = {k: v for k, v in zoo["mini_xception_48"].items() if k != "original_preprocess"}
     with pytest.raises(ValueError, match="needs original_preprocess"):
-        configure(clf, {**zoo["mini_xception_48"], "preprocess": "original"})
+        configure(clf, {**no_recipe, "preprocess": "original"})
     with pytest.raises(ValueError, match="preprocess must be facesym or original"):
         configure(clf, {**zoo["mini_xception_48"], "preprocess": "cv2"})
     configure(clf, {**zoo["mini_xception_48"], "preprocess": "original",
@@ -103,3 +105,21 @@ def test_running_a_classifier_leaves_its_module_usable_for_autograd() -> None:
     Runner(net, "torch_channels_last", batch=2)(torch.zeros(2, 1, 8, 8))
     assert not any(p.is_inference() for p in net.parameters())
     net(torch.zeros(1, 1, 8, 8, requires_grad=True)).sum().backward()
+
+
+def test_load_classifier_applies_the_zoo_entry_options(zoo, cache_dir) -> None:
+    entry = {**zoo["mini_xception_48"], "runtime": "torch", "batch_size": 7,
+             "preprocess": "original", "original_preprocess": "face_classification"}
+    clf = load_classifier("mini_xception_48", {"mini_xception_48": entry}, cache_dir=cache_dir)
+    assert (clf.runtime, clf.batch_size, clf.preprocess_mode) == ("torch", 7, "original")
+    assert clf.engine_info["preprocess"] == "original:face_classification"
+    shipped = load_classifier("mini_xception_48", zoo, cache_dir=cache_dir)
+    assert (shipped.runtime, shipped.preprocess_mode) == ("torch_channels_last", "facesym")
+
+
+def test_zoo_schema_names_a_missing_original_recipe(zoo) -> None:
+    entry = {k: v for k, v in zoo["mini_xception"].items() if k != "original_preprocess"}
+    with pytest.raises(ConfigError, match="original_preprocess"):
+        check_zoo({"mini_xception": {**entry, "preprocess": "original"}}, "zoo")
+    with pytest.raises(ConfigError, match="runtime"):
+        check_zoo({"mini_xception": {**zoo["mini_xception"], "runtime": "tensorrt"}}, "zoo")

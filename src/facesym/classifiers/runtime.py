@@ -13,11 +13,14 @@ checked per model by ``tests/test_classifier_runtime.py``); they differ only in 
   and run by ONNX Runtime's CPU provider on the same number of threads as torch.
 
 Runtimes other than the plain torch ones are CPU-only: on another device the runner falls
-back to ``torch_channels_last`` and says so in :attr:`Runner.runtime`.
+back to ``torch_channels_last`` and says so in :attr:`Runner.runtime` (as it does for
+``onnxruntime`` when ONNX Runtime is not installed); the provenance then records both the
+requested and the actual runtime.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import warnings
 from collections.abc import Callable, Mapping
@@ -74,6 +77,11 @@ class Runner:
         self.batch = int(batch)
         self.device = torch.device(device)
         if self.device.type != "cpu" and runtime in ("torch_compile", "onnxruntime"):
+            runtime = DEFAULT_RUNTIME
+        if runtime == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
+            warnings.warn("runtime onnxruntime requested but onnxruntime is not installed "
+                          "(pip install 'facesym[onnx]'); running torch_channels_last",
+                          RuntimeWarning, stacklevel=2)
             runtime = DEFAULT_RUNTIME
         self.runtime = runtime
         self.module = module

@@ -166,6 +166,7 @@ def load_classifier(name: str, zoo: Mapping[str, dict], cache_dir: str | Path | 
                     mirror: str | Path | None = None) -> Classifier:
     """Fetch/verify the weights of zoo entry ``name`` and build its :class:`Classifier`."""
     from facesym.classifiers.base import Classifier, InputSpec
+    from facesym.classifiers.runtime import configure
 
     entry = zoo_entry(name, zoo)
     fmt = entry["format"]
@@ -194,6 +195,7 @@ def load_classifier(name: str, zoo: Mapping[str, dict], cache_dir: str | Path | 
     # The hybrid-int8 emulation of TFLite rounds layer inputs to int8: a different float
     # summation order (channels-last kernels) flips some roundings, so it stays NCHW.
     channels_last = bool(entry.get("channels_last", fmt != "tflite"))
-    return Classifier(name=name, module=module, spec=spec, labels=tuple(entry["labels"]),
-                      output=entry.get("output", "softmax"), weights_sha256=weight_files(entry),
-                      channels_last=channels_last)
+    clf = Classifier(name=name, module=module, spec=spec, labels=tuple(entry["labels"]),
+                     output=entry.get("output", "softmax"), weights_sha256=weight_files(entry),
+                     channels_last=channels_last)
+    return configure(clf, entry)
