@@ -6,6 +6,7 @@ import json
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -190,3 +191,23 @@ def test_power_report_on_a_study_folder(tmp_path):
     assert (tmp_path / "power.md").read_text() == text
     assert (tmp_path / "power.csv").read_text().splitlines()[0].startswith(
         "classifier,comparison,mean,ci_low")
+
+
+def test_power_report_reads_the_sharded_layout(tmp_path):
+    """classify/<clf>/shard-<k>.zarr (what the workflow writes) gives the same table as one
+    cube per classifier, and the seed comes from the first scenes shard."""
+    cube = synthetic_cube({"left": 0.2, "right": 0.0, "control": 0.1}, n_per_emotion=12,
+                          noise=0.1, seed=3)
+    flat, sharded = tmp_path / "flat", tmp_path / "sharded"
+    write_dataset(cube, flat / "classify" / "clf.zarr", {"classifier": "clf"})
+    half = cube.sizes["face"] // 2
+    for k, part in enumerate((cube.isel(face=slice(0, half)), cube.isel(face=slice(half, None)))):
+        write_dataset(part, sharded / "classify" / "clf" / f"shard-{k:05d}.zarr",
+                      {"classifier": "clf"})
+    for root in (flat, sharded):
+        write_dataset(xr.Dataset({"x": ("face", np.arange(3.0))}),
+                      root / "scenes" / "shard-00000.zarr", {"config": json.dumps({"seed": 11})})
+    a = power_report(flat, 0.02, n_resamples=500)
+    b = power_report(sharded, 0.02, n_resamples=500)
+    assert a.attrs["seed"] == b.attrs["seed"] == 11
+    pd.testing.assert_frame_equal(a, b)

@@ -339,7 +339,8 @@ def study_seed(results_dir: str | Path) -> int:
     """The study's root seed, from the provenance of ``scenes.zarr`` (else
     ``stats/tests.zarr``), or :data:`FALLBACK_SEED` when neither records one."""
     results_dir = Path(results_dir)
-    for store in (results_dir / "scenes.zarr", results_dir / "stats" / "tests.zarr"):
+    scenes = sorted((results_dir / "scenes").glob("shard-*.zarr")) or [results_dir / "scenes.zarr"]
+    for store in (scenes[0], results_dir / "stats" / "tests.zarr"):
         seed = _attrs_config(store).get("seed")
         if seed is not None:
             return int(seed)
@@ -347,11 +348,22 @@ def study_seed(results_dir: str | Path) -> int:
 
 
 def open_classifier_cubes(results_dir: str | Path) -> dict[str, xr.Dataset]:
-    """Every ``classify/<classifier>.zarr`` of a study, by classifier name (sorted)."""
-    paths = sorted((Path(results_dir) / "classify").glob("*.zarr"))
-    if not paths:
-        raise FileNotFoundError(f"no classifier cubes under {Path(results_dir) / 'classify'}")
-    return {path.stem: open_cube(path) for path in paths}
+    """Every classifier's cube of a study, by classifier name (sorted): the shards
+    ``classify/<classifier>/shard-<k>.zarr`` joined along ``face`` (or a single
+    ``classify/<classifier>.zarr``)."""
+    from facesym.stages.shards import open_shards
+
+    root = Path(results_dir) / "classify"
+    cubes = {}
+    for path in sorted(root.glob("*")):
+        shards = sorted(path.glob("shard-*.zarr")) if path.is_dir() else []
+        if shards:
+            cubes[path.name] = open_shards(shards)
+        elif path.suffix == ".zarr":
+            cubes[path.stem] = open_cube(path)
+    if not cubes:
+        raise FileNotFoundError(f"no classifier cubes under {root}")
+    return cubes
 
 
 def add_time_estimate(table: pd.DataFrame, render_rate: float = RENDER_RATE,
