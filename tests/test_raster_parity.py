@@ -258,3 +258,24 @@ def test_numba_bytes_independent_of_batch_and_threads(ict_model) -> None:
     assert torch.equal(whole, single_thread)
     assert torch.equal(whole, one_by_one)
     assert torch.equal(whole, render(vertices, albedo))  # and run to run
+
+
+@pytest.mark.skipif(not numba_available(), reason="numba not installed")
+def test_compiled_cavity_equals_the_sparse_product(ict_model) -> None:
+    """The compiled smoothing of ``cavity`` gives exactly torch's CSR products (same sums)."""
+    from facesym.render.shading import CAVITY_ITERATIONS, _smoother, cavity, vertex_normals
+
+    rng = np.random.default_rng(5)
+    tri = torch.as_tensor(ict_model.triangles)
+    base = torch.as_tensor(ict_model.template, dtype=torch.float32)
+    v = base + torch.as_tensor(rng.normal(0, 0.05, (3, *base.shape)), dtype=torch.float32)
+    normals = vertex_normals(v, tri)
+    op = _smoother(tri, v.shape[1], v.dtype)
+    flat = v.permute(1, 0, 2).reshape(v.shape[1], -1)
+    smooth = flat
+    for _ in range(CAVITY_ITERATIONS):
+        smooth = op @ smooth
+    expected = ((smooth - flat).view(v.shape[1], 3, 3).permute(1, 0, 2) * normals).sum(-1)
+    got = cavity(v, tri, normals)
+    assert torch.equal(got, expected)
+    assert float(got.abs().max()) > 0

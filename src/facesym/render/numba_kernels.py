@@ -260,3 +260,28 @@ def lambert(albedo, normals, light, ambient, diffuse, out):
             out[i, v, 0] = a[v, 0] * shade
             out[i, v, 1] = a[v, 1] * shade
             out[i, v, 2] = a[v, 2] * shade
+
+
+@njit(cache=True, nogil=True, parallel=True, boundscheck=False)
+def smooth_offsets(crow, cols, values, x, iterations, out):
+    """out = (S^iterations - I) x for the CSR matrix S (crow, cols, values) and x [V, C].
+
+    Each step is a row-parallel sparse product (a row's terms summed in column order, as a
+    CSR product does); two buffers ping-pong between steps.
+    """
+    a = x.copy()
+    b = np.empty_like(x)
+    n_rows, n_cols = x.shape
+    for _ in range(iterations):
+        for r in prange(n_rows):
+            for c in range(n_cols):
+                b[r, c] = a[r, c] - a[r, c]
+            for k in range(crow[r], crow[r + 1]):
+                w = values[k]
+                src = cols[k]
+                for c in range(n_cols):
+                    b[r, c] += w * a[src, c]
+        a, b = b, a
+    for r in prange(n_rows):
+        for c in range(n_cols):
+            out[r, c] = a[r, c] - x[r, c]

@@ -166,3 +166,17 @@ def render_colors(
         kernels.render_colors(xy, z, tri.reshape(-1, 3), rgb, back, height, width,
                               bool(cull_backfaces), images)
     return torch.from_numpy(images).view(batch, height, width, 3).to(pixel_xy.device)
+
+
+def smooth_offsets_cpu(smoother: torch.Tensor, flat: torch.Tensor, iterations: int
+                       ) -> torch.Tensor:
+    """``(S^iterations - I) @ flat`` for a sparse CSR ``smoother`` S [V, V] and ``flat`` [V, C]
+    on the CPU, by the compiled row-parallel kernel (torch's CSR product is single-threaded
+    and several times slower on these shapes)."""
+    k = _kernels()
+    _threads()
+    x = np.ascontiguousarray(flat.detach().cpu().numpy())
+    out = np.empty_like(x)
+    k.smooth_offsets(smoother.crow_indices().numpy(), smoother.col_indices().numpy(),
+                     smoother.values().numpy(), x, int(iterations), out)
+    return torch.from_numpy(out)
