@@ -157,3 +157,23 @@ def test_default_framing_puts_the_face_box_at_about_0_7(ict_model, masks):
         _, lm = _render(ict_model, masks, {}, Look(), fov=angle)
         side = (lm.max(0) - lm.min(0)).max() / 96
         assert abs(side - expected) < 0.03, (angle, side)
+
+
+def test_default_cavity_leaves_the_resting_lower_face_light(ict_model):
+    """The default cavity strength shades the resting face's nasolabial folds and chin only
+    lightly (issue 7: at strength 1 they drew a dark band): 95% of the lower-face skin of the
+    neutral template keeps >= 55% of its ambient light, where strength 1 floors it at 30%."""
+    from facesym.render.shading import cavity_occlusion
+
+    t = ict_model.template
+    v = torch.as_tensor(t[None], dtype=torch.float32)
+    tri = torch.as_tensor(ict_model.triangles)
+    conc = cavity(v, tri, vertex_normals(v, tri))
+    lm = t[ict_model.landmarks]
+    lower = (ict_model.region_mask("face") & (np.abs(t[:, 0]) < 4) & (t[:, 1] < lm[30, 1])
+             & (t[:, 1] > lm[8, 1] + 1)
+             & ~ict_model.region_mask("mouth_socket", "teeth", "gums_tongue"))
+    default = cavity_occlusion(conc, Look().cavity)[0, :, 0].numpy()[lower]
+    full = cavity_occlusion(conc, 1.0)[0, :, 0].numpy()[lower]
+    assert np.percentile(default, 5) >= 0.55
+    assert np.percentile(full, 5) <= 0.31

@@ -77,7 +77,7 @@ class Look:
 
     albedo: str = "procedural"
     lighting: str = "sh"
-    cavity: float = 1.0
+    cavity: float = 0.4
 
     def __post_init__(self) -> None:
         if self.albedo not in ALBEDO_VARIANTS:
