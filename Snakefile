@@ -1,6 +1,7 @@
 # facesym: does facial symmetry causally change what expression classifiers output?
 # Chain: resources -> face_model -> scenes -> render -> classify -> stats, with scenes, render and
 # classify one job per shard of faces (and per classifier); stats read the shards back lazily.
+# With photos.manifest set, a real-photo branch runs too: photo_cube -> photo_stats.
 # All science lives in the facesym package (src/); rules only wire it.
 
 import os
@@ -26,6 +27,7 @@ include: "rules/classify.smk"
 include: "rules/stats.smk"
 include: "rules/manipulation.smk"
 include: "rules/contact_sheet.smk"
+include: "rules/photos.smk"
 
 
 rule all:
@@ -36,4 +38,6 @@ rule all:
         STATS_OUTPUTS,
         rules.manipulation_check.output,
         rules.contact_sheet.output,
+        # the real-photo branch, only when photos.manifest is set
+        PHOTO_OUTPUTS,
     default_target: True

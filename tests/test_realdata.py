@@ -274,3 +274,15 @@ def test_gcm_and_composites_on_the_renders(cube_and_bad) -> None:
                            tables["composites"], bad)
     assert "## Manifest rows skipped" in md and "several_faces" in md
     assert "conditionally independent" in md
+
+
+def test_designs_without_a_comparison_give_no_p_value() -> None:
+    """No label with subjects of both groups, or one image per label: NaN, not 1 / (B + 1)."""
+    subject = np.array(["a", "b", "c", "d"])
+    group = np.array(["healthy", "healthy", "palsy", "palsy"])
+    emotion = np.array(["happiness", "surprise", "anger", "disgust"])
+    t = group_difference(np.arange(4.0), subject, group, emotion, n_permutations=99,
+                         n_resamples=99).set_index("emotion")
+    assert np.isnan(t.loc[POOLED, "p_perm"]) and "both groups" in t.loc[POOLED, "reason"]
+    res = gcm_test(np.arange(4.0), np.arange(4.0) ** 2, emotion, subject, n_resamples=99)
+    assert np.isnan(res["statistic"]) and np.isnan(res["p_wild"])

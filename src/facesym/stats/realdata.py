@@ -193,6 +193,8 @@ def group_difference(y: np.ndarray, subject: Sequence, group: Sequence, emotion:
         has = present.any(axis=1) if lab == POOLED else present[:, j] > 0
         n_r, n_o = int((has & (is_oth == 0)).sum()), int((has & (is_oth == 1)).sum())
         reason = "" if n_r and n_o else "a group has no subject with this label"
+        if not reason and not np.isfinite(d):  # pooled, when no label has both groups
+            reason = "no label has subjects of both groups"
         p = np.nan
         low = high = np.nan
         if not reason:

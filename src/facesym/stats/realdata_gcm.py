@@ -129,6 +129,8 @@ def gcm_test(y: np.ndarray, x: np.ndarray, emotion: Sequence[str], subject: Sequ
     sum_s2 = float(np.sum(sums**2))
     t = float(_statistic(np.array(sums.sum()), np.array(np.sum(sizes * sums)), sum_s2, sizes,
                          n, g))
+    if not np.isfinite(t):  # no residual variance (e.g. one image per label): no test
+        return out
     rng = np.random.default_rng(bootstrap_seed(seed, "realdata", "gcm", *names))
     exceed = 0
     for start in range(0, n_resamples, 4096):

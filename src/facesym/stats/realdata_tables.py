@@ -98,7 +98,7 @@ def composite_table(ds: xr.Dataset, *, seed: int = 0) -> pd.DataFrame:
     subjects have several photos) and over subject means of d (``unit`` = subject: the honest
     one)."""
     rows = []
-    subject = np.asarray(ds[SUBJECT].values).astype(str)
+    subject = np.asarray([str(s) for s in ds[SUBJECT].values])  # also a Zarr StringDType
     if "composite_prob" not in ds:
         return pd.DataFrame(columns=["classifier", SIDE, STRENGTH, "unit", *METRICS])
     for clf in (str(k) for k in ds[CLASSIFIER].values):
