@@ -1,7 +1,7 @@
 rule stats:
     """Paired tests per classifier x emotion x side (and against the symmetric control) with
     Holm and max-T corrections, per-classifier omnibus, derivative tests, cluster-robust OLS,
-    summary tables and the dose-response figure."""
+    the laterality report (image-flip control), summary tables and the dose-response figure."""
     input:
         cubes=classify_shards,
     output:
@@ -11,6 +11,7 @@ rule stats:
         omnibus=f"{RESULTS}/stats/omnibus.csv",
         derivatives=f"{RESULTS}/stats/derivatives.csv",
         ols=f"{RESULTS}/stats/ols.csv",
+        laterality=f"{RESULTS}/stats/laterality.csv",
         figure=report(
             f"{RESULTS}/stats/dose_response.png",
             caption="../report/dose_response.rst",

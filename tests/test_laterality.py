@@ -10,12 +10,15 @@ import xarray as xr
 from facesym.classifiers.base import CANONICAL_LABELS, Classifier, InputSpec, preprocess
 from facesym.laterality import (
     FLIP,
+    NOT_RUN,
+    PROB_FLIPPED,
     attribute,
     classify_with_flip,
     flip_control_table,
     flip_images,
     laterality_report,
     stimulus_table,
+    study_laterality,
 )
 
 EMOTIONS = ["happiness", "anger"]
@@ -114,6 +117,39 @@ def test_flip_control_finds_a_classifier_that_is_not_flip_invariant(rng):
     assert (table["left_vs_right"].abs() > 1e-4).all()
     # the a = 0 images are mirror-symmetric themselves: flipping them changes nothing
     assert (table["abs_flip_gap_a0"] == 0).all()
+
+
+def _stage_layout(cube: xr.Dataset) -> xr.Dataset:
+    """A ``flip``-dimension cube as the classify stage stores it: prob and prob_flipped."""
+    return xr.Dataset({"prob": cube["prob"].sel({FLIP: False}, drop=True),
+                       PROB_FLIPPED: cube["prob"].sel({FLIP: True}, drop=True),
+                       "emotion": cube["emotion"]})
+
+
+def test_study_laterality_on_stage_cubes(rng):
+    images, boxes, emotion, coords = _mirror_stimulus(rng, 8)
+    cubes = {name: _stage_layout(classify_with_flip(_classifier(invariant), images, boxes,
+                                                    emotion, coords))
+             for name, invariant in (("invariant", True), ("plain", False))}
+    cubes["unflipped"] = cubes["plain"].drop_vars(PROB_FLIPPED)
+    report = study_laterality(cubes, excluded={"plain": {"anger"}}, margin=1e-9, n_boot=200)
+    rows = report.set_index("classifier")
+    # flip-invariant classifier on a mirrored stimulus: every part exactly 0, nothing lateral
+    inv = rows.loc["invariant"]
+    assert inv["n"] == 8 and inv["emotions"] == "happiness anger"
+    for key in ("lateral", "classifier_part", "stimulus_part", "abs_flip_gap_a0"):
+        assert inv[key] == 0, key
+    assert inv["attribution"] == "none"
+    # a plain conv net: the stimulus part is exactly 0, the laterality is all classifier
+    plain = rows.loc["plain"]
+    assert plain["n"] == 4 and plain["emotions"] == "happiness"  # anger left out (floor)
+    assert plain["stimulus_part"] == 0 and plain["lateral"] != 0
+    assert plain["classifier_part"] == pytest.approx(plain["lateral"], abs=1e-12)
+    excludes_zero = plain["lateral_low"] > 0 or plain["lateral_high"] < 0
+    assert plain["attribution"] == ("classifier" if excludes_zero else "undecided")
+    off = rows.loc["unflipped"]
+    assert not off["flip_control"] and off["attribution"] == NOT_RUN
+    assert np.isnan(off["lateral"])
 
 
 def _cube(p_left, p_left_flip, p_right, p0=0.8, emotions=None) -> xr.Dataset:

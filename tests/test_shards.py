@@ -29,7 +29,7 @@ from facesym.stages.shards import (
 )
 
 CLASSIFIERS = ["mini_xception", "facex"]
-STATS_FILES = ("summary.csv", "omnibus.csv", "derivatives.csv", "ols.csv",
+STATS_FILES = ("summary.csv", "omnibus.csv", "derivatives.csv", "ols.csv", "laterality.csv",
                "manipulation_check.csv")
 
 
@@ -73,9 +73,11 @@ def run_layout(config: dict, model: Path, out: Path, ranges: list[list[int]]) ->
         "tests": str(stats / "tests.zarr"), "csv": str(stats / "summary.csv"),
         "md": str(stats / "summary.md"), "omnibus": str(stats / "omnibus.csv"),
         "derivatives": str(stats / "derivatives.csv"), "ols": str(stats / "ols.csv"),
+        "laterality": str(stats / "laterality.csv"),
         "figure": str(stats / "dose_response.png"), "effects": str(stats / "effects.png")},
         stage_config(config, "stats"), None)
-    run_stage("manipulation_check", {"cubes": flat}, {
+    run_stage("manipulation_check", {"cubes": flat,
+                                     "scenes": str(out / "scenes" / "shard-00000.zarr")}, {
         "csv": str(stats / "manipulation_check.csv"), "md": str(stats / "manipulation_check.md"),
         "figure": str(stats / "confusion.png")}, stage_config(config, "manipulation_check"), None)
     return out

@@ -60,6 +60,7 @@ def test_outputs_exist(study: Path):
     res = study / "results" / "tiny"
     for rel in ("stats/summary.csv", "stats/summary.md", "stats/dose_response.png",
                 "stats/omnibus.csv", "stats/derivatives.csv", "stats/ols.csv", "stats/effects.png",
+                "stats/laterality.csv",
                 "stats/manipulation_check.csv", "stats/confusion.png", "contact_sheet.png",
                 "stats/tests.zarr", "face_model/ict.npz",
                 *(f"{stage}/{shard}.zarr" for shard in SHARDS
@@ -85,6 +86,8 @@ def test_cubes_have_named_dims_coords_and_provenance(study: Path):
     probs = open_cube(res / "classify/mini_xception/shard-00002.zarr")
     assert probs["prob"].dims == ("face", "side", "strength", "label")
     assert "logit" in probs
+    # the image-flip control (classify.flip, on by default) beside the originals
+    assert probs["prob_flipped"].dims == probs["prob"].dims and "logit_flipped" in probs
     np.testing.assert_allclose(probs["prob"].sum("label").values, 1.0, atol=1e-5)
     for path in ("scenes/shard-00000.zarr", "renders/shard-00000.zarr",
                  "classify/face_api/shard-00001.zarr", "stats/tests.zarr"):

@@ -36,6 +36,13 @@ from facesym.stats.paired import intended_probability
 from facesym.vocab import CANONICAL_LABELS, FACE, LEFT, NEUTRAL, RIGHT, SIDE, STRENGTH
 
 FLIP = "flip"  # dimension of a classify cube scored on original (False) and mirrored (True) images
+#: the classify stage stores the scores of the mirrored images as ``<variable>_flipped``
+FLIPPED_SUFFIX = "_flipped"
+PROB_FLIPPED = "prob" + FLIPPED_SUFFIX
+#: ``attribution`` of a classifier whose cubes were scored without the flip control
+NOT_RUN = "not run"
+#: ``attribution`` when no faces are left (every emotion neutral or at floor, or no left/right)
+NOT_ASSESSABLE = "not assessable"
 #: default equivalence margin of the laterality verdicts (probability units)
 LATERALITY_MARGIN = 0.02
 #: share of L a part must carry to be named the cause alone
@@ -250,6 +257,63 @@ def laterality_report(normal: Mapping[str, xr.Dataset],
         row.update(attribution=verdict, stimulus_source=source)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def with_flip_dimension(cube: xr.Dataset) -> xr.Dataset:
+    """A classify stage cube (``prob`` and ``prob_flipped`` beside each other) as the cube
+    :func:`flip_parts` reads: prob[face, side, strength, flip, label] and emotion."""
+    if PROB_FLIPPED not in cube:
+        raise ValueError(f"the classify cube has no {PROB_FLIPPED!r}: run the classify stage "
+                         "with classify.flip: true")
+    prob = xr.concat([cube["prob"], cube[PROB_FLIPPED]], dim=FLIP, join="exact")
+    prob = prob.assign_coords({FLIP: [False, True]}).transpose(FACE, SIDE, STRENGTH, FLIP, ...)
+    return xr.Dataset({"prob": prob, "emotion": cube["emotion"]})
+
+
+#: columns of :func:`study_laterality` (``stats/laterality.csv``), in order
+STUDY_COLUMNS = (
+    "classifier", "flip_control", "n", "emotions",
+    *(f"{k}{s}" for k in ("lateral", "classifier_part", "stimulus_part")
+      for s in ("", "_low", "_high")),
+    "abs_flip_gap_a0", "attribution", "stimulus_source", "margin")
+
+
+def study_laterality(cubes: Mapping[str, xr.Dataset],
+                     excluded: Mapping[str, set[str]] | None = None,
+                     margin: float = LATERALITY_MARGIN, n_boot: int = 2000, seed: int = 0
+                     ) -> pd.DataFrame:
+    """The laterality report of a study's classify cubes (as the classify stage writes them),
+    one row per classifier with :data:`STUDY_COLUMNS`.
+
+    Faces of neutral and of ``excluded[classifier]`` emotions (the floor) are left out, so
+    ``lateral`` is the omnibus ``left_vs_right`` of the statistics. A classifier whose cube
+    has no :data:`PROB_FLIPPED` gets ``flip_control`` False, attribution :data:`NOT_RUN` and
+    NaN estimates; one without faces left or without both left and right renders gets
+    :data:`NOT_ASSESSABLE`. ``abs_flip_gap_a0`` is the mean over those faces of
+    |p(flipped) − p| on the untouched left image (0 for a flip-invariant classifier).
+    """
+    rows = []
+    for name, cube in cubes.items():
+        emotions = _strings(cube["emotion"].values)
+        drop = {NEUTRAL, *((excluded or {}).get(name, ()))}
+        keep = ~np.isin(emotions, list(drop))
+        kept = list(dict.fromkeys(emotions[keep]))
+        row: dict[str, object] = {k: np.nan for k in STUDY_COLUMNS}
+        row.update(classifier=name, flip_control=PROB_FLIPPED in cube, n=int(keep.sum()),
+                   emotions=" ".join(kept), stimulus_source="n/a", margin=float(margin))
+        sides = {str(s) for s in cube[SIDE].values}
+        if not row["flip_control"]:
+            row["attribution"] = NOT_RUN
+        elif not keep.any() or not {LEFT, RIGHT} <= sides:
+            row["attribution"] = NOT_ASSESSABLE
+        else:
+            flipped = with_flip_dimension(cube.isel({FACE: np.flatnonzero(keep)}))
+            report = laterality_report({name: flipped}, margin=margin, n_boot=n_boot,
+                                       seed=seed).iloc[0]
+            row.update({k: report[k] for k in STUDY_COLUMNS if k in report.index})
+            row["abs_flip_gap_a0"] = float(abs(flip_parts(flipped)["flip_gap_a0"]).mean())
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(STUDY_COLUMNS))
 
 
 # --- the stimulus side: what the face model itself does on either hemiface ---------------------

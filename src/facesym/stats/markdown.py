@@ -8,7 +8,14 @@ import pandas as pd
 
 from facesym.stats.family import DEFAULT_EQUIVALENCE_MARGIN, DEFAULT_FLOOR
 from facesym.stats.tables import headline_counts
-from facesym.stats.verdict import NO_EFFECT, UNDECIDED, classifier_lines, rules_markdown
+from facesym.stats.verdict import (
+    LATERALITY_CAUSES,
+    NO_EFFECT,
+    UNDECIDED,
+    classifier_lines,
+    laterality_cause,
+    rules_markdown,
+)
 from facesym.vocab import CONTROL, HEMIFACES, is_contrast, is_laterality
 
 #: columns of the per-test table in summary.md
@@ -128,12 +135,58 @@ def _omnibus_lines(omnibus: pd.DataFrame) -> list[str]:
     return [*lines, ""]
 
 
+def laterality_lines(report: pd.DataFrame) -> list[str]:
+    """The summary's laterality section from :func:`facesym.laterality.study_laterality`:
+    per classifier left − right, left flipped − right and the classifier part, each with its
+    CI, and what the laterality is due to; or, without the flip control, how to run it."""
+    lines = ["## Laterality: stimulus or classifier?", ""]
+    ran = report[report["flip_control"].astype(bool)]
+    if not len(ran):
+        return [*lines,
+                "The image-flip control was not run: the classify cubes hold no `prob_flipped` "
+                "(`classify.flip: false`), so a left − right difference cannot be split into a "
+                "classifier part and a stimulus part. Set `classify: {flip: true}` (the "
+                "default) and re-run: every classifier job re-runs, scoring each image also "
+                "mirrored (about twice the classify time), then the statistics.", ""]
+    margin = float(ran["margin"].iloc[0])
+    lines += [
+        "Each left-intervened image was also scored mirrored left-right (face box mirrored "
+        "with it). Per face at a = max, L = p_left − p_right splits exactly into the "
+        "**classifier** part C = p_left − p_left,flipped (how much mirroring the same image "
+        "changes the output; 0 for a flip-invariant classifier) and the **stimulus** part "
+        "S = p_left,flipped − p_right (two images that would be identical if the rendered "
+        "faces were mirror-symmetric: S = L when the classifier is flip-invariant). Omnibus "
+        "over the non-neutral emotions above the floor, 95 % percentile CI of a bootstrap of "
+        "faces within emotions (`stats/laterality.csv`). Attribution: *none* when L's CI "
+        f"lies inside ±{margin:g}, *undecided* when it contains 0; else a part counts when "
+        "its CI excludes 0 with L's sign, and one part carrying ≥ 2/3 of L names the cause "
+        "(*classifier* or *stimulus*), both counting → *both*. |g0| is the mean absolute "
+        "flip gap on the untouched (a = 0) left image.", "",
+        "| classifier | left − right L | left flipped − right S | classifier part C "
+        "| mean abs(g0) | due to |",
+        "|---|---|---|---|---|---|"]
+    for _, r in report.iterrows():
+        if not r["flip_control"]:
+            lines.append(f"| {r['classifier']} | – | – | – | – | {laterality_cause(r)} |")
+            continue
+        cells = [f"{r[k]:+.3f} [{r[f'{k}_low']:+.3f}, {r[f'{k}_high']:+.3f}]"
+                 if np.isfinite(r[k]) else "n/a"
+                 for k in ("lateral", "stimulus_part", "classifier_part")]
+        gap = f"{r['abs_flip_gap_a0']:.3f}" if np.isfinite(r["abs_flip_gap_a0"]) else "n/a"
+        cause = LATERALITY_CAUSES.get(str(r["attribution"]), str(r["attribution"]))
+        lines.append(f"| {r['classifier']} | {' | '.join(cells)} | {gap} | {cause} |")
+    return [*lines, ""]
+
+
 def summary_markdown(table: pd.DataFrame, alpha: float, correction: str,
                      omnibus: pd.DataFrame | None = None, *, floor: float | None = None,
-                     equivalence_margin: float | None = None) -> str:
+                     equivalence_margin: float | None = None,
+                     laterality: pd.DataFrame | None = None) -> str:
     """The Markdown summary of :func:`~facesym.stats.summary_table`: one line per classifier
     with the verdict (when ``omnibus``, :func:`~facesym.stats.omnibus_table`, is given), how
-    to read it, counts in both directions by both methods, the omnibus and every test.
+    to read it, counts in both directions by both methods, the omnibus, the laterality
+    section (when ``laterality``, :func:`facesym.laterality.study_laterality`, is given;
+    the verdict lines then name what the laterality is due to) and every test.
     ``floor`` and ``equivalence_margin`` default to the values the tests were run with (the
     tables' ``attrs``), else to the package defaults.
 
@@ -155,7 +208,7 @@ def summary_markdown(table: pd.DataFrame, alpha: float, correction: str,
     table = _with_primary(table, alpha)
     lines = ["# Symmetry intervention: effect on intended-class probability", ""]
     if omnibus is not None and len(omnibus):
-        lines += [*classifier_lines(omnibus, table), ""]
+        lines += [*classifier_lines(omnibus, table, laterality), ""]
     lines += [
         *rules_markdown(alpha, margin, floor),
         f"Tests: per classifier × emotion × comparison, {int(table['p'].notna().sum())} "
@@ -170,6 +223,8 @@ def summary_markdown(table: pd.DataFrame, alpha: float, correction: str,
     ]
     if omnibus is not None and len(omnibus):
         lines += _omnibus_lines(omnibus)
+    if laterality is not None:
+        lines += laterality_lines(laterality)
     columns = [c for c in SUMMARY_COLUMNS if c in table]
     lines.append("| " + " | ".join(columns) + " |")
     lines.append("|" + "---|" * len(columns))

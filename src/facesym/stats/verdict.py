@@ -172,9 +172,49 @@ def _floor_text(table: pd.DataFrame, name: str) -> str:
     return text
 
 
-def classifier_lines(omnibus: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+#: plain words for :func:`facesym.laterality.study_laterality`'s attributions
+LATERALITY_CAUSES = {
+    "stimulus": "**stimulus** (the rendered faces differ left vs right)",
+    "classifier": "**classifier** (it scores a mirrored image differently)",
+    "both": "**both** stimulus and classifier",
+    "none": "**none** (no laterality beyond the equivalence margin)",
+    "undecided": "**undecided at this size**",
+    "not run": "**unknown** (image-flip control not run: classify.flip is false)",
+    "not assessable": "**not assessable** (no faces above floor, or no left and right renders)",
+}
+
+
+def _part(row: pd.Series, key: str) -> str:
+    return f"{row[key]:+.3f} [{row[f'{key}_low']:+.3f}, {row[f'{key}_high']:+.3f}]"
+
+
+def laterality_cause(row: pd.Series) -> str:
+    """What one classifier's laterality is due to, from its row of
+    :func:`facesym.laterality.study_laterality`: the attribution in words, with the
+    classifier part C and the stimulus part S (omnibus, 95 % CI) when the flip control ran.
+
+    >>> row = pd.Series({"attribution": "stimulus", "classifier_part": 0.001,
+    ...     "classifier_part_low": -0.002, "classifier_part_high": 0.004,
+    ...     "stimulus_part": 0.03, "stimulus_part_low": 0.02, "stimulus_part_high": 0.04})
+    >>> text = laterality_cause(row)
+    >>> text.split(": ")[0]
+    'due to **stimulus** (the rendered faces differ left vs right)'
+    >>> text.split(": ")[1]
+    'classifier part +0.001 [-0.002, +0.004], stimulus part +0.030 [+0.020, +0.040]'
+    """
+    attribution = str(row["attribution"])
+    text = f"due to {LATERALITY_CAUSES.get(attribution, attribution)}"
+    if np.isfinite(row["classifier_part"]):
+        text += (f": classifier part {_part(row, 'classifier_part')}, stimulus part "
+                 f"{_part(row, 'stimulus_part')}")
+    return text
+
+
+def classifier_lines(omnibus: pd.DataFrame, table: pd.DataFrame,
+                     laterality: pd.DataFrame | None = None) -> list[str]:
     """One Markdown line per classifier: verdict, one-sided and control effects, symmetry
-    contrasts with CI and direction, laterality and floor cells (all omnibus values).
+    contrasts with CI and direction, laterality and floor cells (all omnibus values); with
+    ``laterality`` (:func:`facesym.laterality.study_laterality`) what the laterality is due to.
 
     >>> from facesym.stats import effect_tests, omnibus_table, summary_table, synthetic_cube
     >>> cube = synthetic_cube({"left": 0.1, "right": 0.1, "control": 0.2}, seed=1)
@@ -202,7 +242,11 @@ def classifier_lines(omnibus: pd.DataFrame, table: pd.DataFrame) -> list[str]:
         if contrasts:
             parts.append("Side − control: " + "; ".join(contrasts) + ".")
         if cell(LEFT_VS_RIGHT) is not None:
-            parts.append(f"Laterality left − right: {_tested(cell(LEFT_VS_RIGHT))}.")
+            cause = ""
+            if laterality is not None and name in set(laterality["classifier"]):
+                row = laterality.set_index("classifier").loc[name]
+                cause = f"; {laterality_cause(row)}"
+            parts.append(f"Laterality left − right: {_tested(cell(LEFT_VS_RIGHT))}{cause}.")
         parts.append(f"Floor: {_floor_text(table, name)}.")
         lines.append(" ".join(parts))
     return lines
