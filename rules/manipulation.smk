@@ -3,6 +3,8 @@ rule manipulation_check:
     renders, its mean intended-class probability, and the confusion matrices."""
     input:
         cubes=classify_shards,
+        # its provenance says which prototypes made the faces (all shards share them)
+        scenes=f"{RESULTS}/scenes/{SHARDS[0]}.zarr",
     output:
         csv=f"{RESULTS}/stats/manipulation_check.csv",
         md=f"{RESULTS}/stats/manipulation_check.md",

@@ -2,6 +2,8 @@ rule scenes:
     """Sample the SCM's exogenous noise (identity, emotion, intensity, pose, light, appearance,
     camera) of one shard's faces, one seeded stream per factor and face."""
     input:
+        # expressions.prototypes_file, when set: editing it re-samples (and re-runs downstream)
+        unpack(prototypes_input),
         model=rules.face_model.output.model,
     output:
         scenes=directory(f"{RESULTS}/scenes/{{shard}}.zarr"),

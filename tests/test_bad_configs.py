@@ -51,18 +51,40 @@ CASES: dict[str, tuple[str | None, list[str], str | None]] = {
                             + "classifiers: [mine]\n", [],
                             "config key zoo.mine.weights.sha256: 1111"),
     "yaml_syntax": ("study: s\nscenes:\n  faces_per_emotion: [1\n", [], "line 3"),
+    "prototypes_file_missing": ("expressions: {prototypes_file: nope.yaml}\n", [],
+                                "config key expressions.prototypes_file: no file nope.yaml"),
+    "prototypes_file_uncovered": (
+        "expressions: {prototypes_file: protos.yaml}\n", [],
+        "config key expressions.prototypes_file: protos.yaml has no prototype for anger"),
+    "prototypes_file_sha256": (None, ["expressions={prototypes_file: protos.yaml, "
+                                      f"prototypes_sha256: '{'0' * 64}'}}"],
+                               "config key expressions.prototypes_sha256: protos.yaml"),
     # valid ones: both must accept them
     "nested_cli_distribution": (None, ["scenes={intensity: {low: 0.5, high: 1.0}}",
                                        "expressions={prototypes: {happiness: {AU12: 0.7}}}"],
                                 None),
     "one_face_one_side": ("scenes: {faces_per_emotion: 1}\nintervention: {sides: [left]}\n"
                           "contact_sheet: {faces: [0]}\n", [], None),
+    "prototypes_file_valid": ("expressions: {prototypes_file: protos.yaml}\n", [], None),
+}
+# a prototypes file (protos.yaml in the case's folder) for the cases that name one
+PROTOTYPES = {
+    "prototypes_file_uncovered": "format: facesym-prototypes/1\nprototypes:\n"
+                                 "  happiness: {AU12: 0.8}\n",
+    "prototypes_file_sha256": "format: facesym-prototypes/1\nprototypes:\n"
+                              "  happiness: {AU12: 0.8}\n",
+    "prototypes_file_valid": "format: facesym-prototypes/1\nprototypes:\n"
+                             + "".join(f"  {e}: {{AU4: 0.5}}\n" for e in (
+                                 "anger", "disgust", "fear", "happiness", "sadness",
+                                 "surprise")),
 }
 if not torch.backends.cuda.is_built():
     CASES["cuda_on_cpu_torch"] = ("render: {device: cuda}\n", [], "config key render.device")
 
 
 def _files(name: str, work: Path) -> list[str]:
+    if name in PROTOTYPES:
+        (work / "protos.yaml").write_text(PROTOTYPES[name])
     text = CASES[name][0]
     if text is None:
         return []

@@ -114,6 +114,52 @@ def test_prototypes_file_has_provenance_and_reads_back(calibrated, ict_model) ->
     assert "Leave one classifier out" not in (out / "recognition.md").read_text()
 
 
+def test_a_study_uses_the_calibrated_file(calibrated, ict_model, tmp_path) -> None:
+    """The file `facesym calibrate` wrote, named by expressions.prototypes_file: the scenes
+    stage samples its prototypes and records the file and its calibration provenance; a hand
+    edit of its prototypes is refused (the file carries their digest)."""
+    import json
+    import logging
+
+    from facesym.cubes import open_cube
+    from facesym.expressions import file_sha256, prototypes_source_markdown
+    from facesym.stages import scenes as scenes_stage
+    from facesym.stages.params import stage_config
+
+    out, res = calibrated
+    path = out / "prototypes.yaml"
+    raw = {"seed": 3, "face_model": {"identity_modes": 10},
+           "scenes": {"faces_per_emotion": 2, "emotions": [EMOTION, "neutral"]}}
+    cfg = validate_config({**raw, "expressions": {"prototypes_file": str(path)}})
+    assert cfg["expressions"]["prototypes"][EMOTION] == res.prototypes[EMOTION]
+    ict_model.save(tmp_path / "ict.npz")
+    weights = {}
+    for name, study in (("file", cfg), ("literature", validate_config(raw))):
+        store = tmp_path / f"{name}.zarr"
+        scenes_stage.run({"model": str(tmp_path / "ict.npz"), "prototypes": str(path)},
+                         {"scenes": str(store)}, stage_config(study, "scenes", faces=[0, 4]),
+                         logging.getLogger("test"))
+        cube = open_cube(store)
+        weights[name] = cube["expression_weight"].values[cube["emotion"].values == EMOTION]
+        attrs = cube.attrs
+    assert not np.allclose(weights["file"], weights["literature"])
+    source = json.loads(open_cube(tmp_path / "file.zarr").attrs["prototypes_source"])
+    assert source["sha256"] == file_sha256(path) and source["path"] == str(path)
+    assert source["calibration"]["search_set"] == ["template"]
+    assert source["calibration"]["budget"]["evaluations"] == 30
+    text = prototypes_source_markdown(open_cube(tmp_path / "file.zarr").attrs)
+    assert f"calibrated file `{path}`" in text and "searched on classifiers [template]" in text
+    assert "Held-out identities, recognition rate before → after" in text
+    assert json.loads(attrs["prototypes_source"])["kind"] == "literature"
+    edited = tmp_path / "edited.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["prototypes"][EMOTION]["AU12"] = 0.1
+    edited.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="config key expressions.prototypes_file: .*edited "
+                                          "after `facesym calibrate`"):
+        validate_config({**raw, "expressions": {"prototypes_file": str(edited)}})
+
+
 def test_prototypes_file_errors(tmp_path) -> None:
     bad = tmp_path / "p.yaml"
     bad.write_text("prototypes: {fear: {AU1: 1}}\n")

@@ -94,6 +94,12 @@ def test_score_writes_one_row_per_face_and_reports_bad_images(tmp_path, cache_di
     assert table.loc["surprise.jpg", "status"] == "ok"
     probs = table.filter(like="mini_xception_").drop(columns="mini_xception_top")
     assert np.isclose(probs.loc["surprise.jpg"].sum(), 1.0, atol=1e-4)
+    # by default HOG runs without upsampling first; --upsample always is the reference path
+    assert table.loc["surprise.jpg", "det_upsample"] == 0
+    ref = tmp_path / "reference.csv"
+    assert main(["score", str(folder), "--out", str(ref), "--classifiers", "mini_xception",
+                 "--detectors", "dlib", "--no-progress", "--upsample", "always"]) == 0
+    assert pd.read_csv(ref).set_index("image").loc["surprise.jpg", "det_upsample"] == 1
     assert main(["score", str(tmp_path / "nope"), "--out", str(out)]) == 2
 
 

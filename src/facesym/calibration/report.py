@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from facesym.config import ConfigError, read_yaml
+from facesym.expressions import PROTOTYPES_FORMAT, prototypes_digest, read_prototypes
 
 TABLE_COLUMNS = ["emotion", "fold", "classifier", "role", "identities", "n",
                  "rate_before", "rate_after", "p_before", "p_after"]
-FORMAT = "facesym-prototypes/1"
+FORMAT = PROTOTYPES_FORMAT
 
 
 def _cell(row: Mapping) -> str:
@@ -110,31 +110,18 @@ def prototypes_text(prototypes: Mapping[str, Mapping[str, float]], provenance: M
               "# `facesym calibrate`. A study uses them with expressions.prototypes_file; the\n"
               "# provenance says how they were chosen and how well they hold on held-out\n"
               "# identities and classifiers.\n")
+    protos = {e: dict(sorted(p.items())) for e, p in prototypes.items()}
     body = {"format": FORMAT, "provenance": dict(provenance),
-            "prototypes": {e: dict(sorted(p.items())) for e, p in prototypes.items()}}
+            # detects later hand edits of the prototypes (facesym.expressions.read_prototypes)
+            "prototypes_sha256": prototypes_digest(protos), "prototypes": protos}
     return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
 
 
 def read_prototypes_file(path: str | Path, action_units: Mapping | None = None) -> dict:
-    """Read a prototypes file; check its format and (given the tables' ``action_units``) AUs.
+    """Read a prototypes file; check its format, numbers, carried digest and (given the
+    tables' ``action_units``) AUs (:func:`facesym.expressions.read_prototypes`).
 
     Returns ``{"prototypes": ..., "provenance": ...}``. ConfigError names the file and problem.
     """
-    data = read_yaml(path)
-    if not isinstance(data, Mapping) or data.get("format") != FORMAT:
-        raise ConfigError(f"config key expressions.prototypes_file: {path} is not a facesym "
-                          f"prototypes file (expected format: {FORMAT})")
-    protos = data.get("prototypes")
-    if not isinstance(protos, Mapping):
-        raise ConfigError(f"config key expressions.prototypes_file: {path} has no prototypes")
-    for emotion, proto in protos.items():
-        for au, value in (proto or {}).items():
-            if action_units is not None and au not in action_units:
-                raise ConfigError(f"config key expressions.prototypes_file: {path}: "
-                                  f"{emotion} uses unknown action unit {au!r} (allowed values: "
-                                  f"{', '.join(sorted(action_units))})")
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"config key expressions.prototypes_file: {path}: "
-                                  f"{emotion}.{au} = {value!r} must be a number ≥ 0")
-    return {"prototypes": {e: dict(p or {}) for e, p in protos.items()},
-            "provenance": dict(data.get("provenance") or {})}
+    loaded = read_prototypes(path, action_units)
+    return {"prototypes": loaded["prototypes"], "provenance": loaded["provenance"]}

@@ -13,17 +13,11 @@ from dataclasses import dataclass, field
 
 from facesym.classifiers.base import CANONICAL_LABELS
 from facesym.config import ConfigError, deep_merge
+from facesym.expressions import FACS_BOUNDS
 
-# FACS-plausible intensity ranges, in AU units of the expression tables. Every AU may go from
-# absent (0) to its table's full extent (1). The jaw is the exception: AU26 (jaw drop) maps to
-# jawOpen 0.4 per unit in the shipped tables, so 1.25 allows a jaw drop up to jawOpen 0.5 (lips
-# parted, teeth apart); AU27 (mouth stretch) maps to jawOpen 1.0, the blendshape's maximal
-# opening, which no prototype reaches, so it stops at 0.8.
-DEFAULT_BOUNDS: dict[str, list[float]] = {
-    "default": [0.0, 1.0],
-    "AU26": [0.0, 1.25],
-    "AU27": [0.0, 0.8],
-}
+# FACS-plausible intensity ranges, in AU units of the expression tables (the jaw AUs have their
+# own; see facesym.expressions.FACS_BOUNDS). A study's prototypes file is checked against them.
+DEFAULT_BOUNDS: dict[str, list[float]] = FACS_BOUNDS
 
 # Candidate AUs per emotion: the EMFACS prototypes and major variants (Ekman & Friesen, FACS
 # Investigator's Guide, 2002, table 10-1; Matsumoto & Ekman 2008), joined at run time with
