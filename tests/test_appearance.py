@@ -74,12 +74,35 @@ def test_procedural_region_colours(ict_model, masks):
     pupil = (f["eye_angle"] >= 0) & (f["eye_angle"] < 8)
     assert _mean(light, pupil).max() < 0.05
     sclera = (f["eye_angle"] > 30) & (f["eye_angle"] < 45)  # beside the iris
-    for region in (sclera, ict_model.region_mask("teeth")):
+    incisors = ict_model.region_mask("teeth") & (f["mouth_depth"] < 0.25)
+    for region, low in ((sclera, 0.7), (incisors, 0.65)):
         colour = _mean(light, region)
-        assert colour.min() > 0.7 and colour.max() < 0.95  # off-white
-    assert _mean(light, ict_model.region_mask("mouth_socket")).max() < 0.15
+        assert colour.min() > low and colour.max() < 0.95  # off-white
+    assert _mean(light, ict_model.region_mask("mouth_socket")).max() < 0.08  # near-black
     hair = f["hair_height"] > 2
     assert _mean(light, hair).sum() < 0.5 * skin.sum()
+
+
+def test_mouth_interior_dark_tongue_gums_teeth(ict_model, masks):
+    """Open-mouth regions: the oral cavity near-black red-brown; the tongue (inside the lower
+    dental arch) a darker, more muted red than the lips; the gums pinker and lighter than the
+    tongue; everything inside the mouth darker the deeper it lies behind the incisors."""
+    f = masks.fields
+    light = vertex_albedo(masks, np.array([0.1]))[0]
+    gt = ict_model.region_mask("gums_tongue")
+    tongue, gums = f["tongue"] > 0.5, f["gums"] > 0.5
+    assert tongue.sum() > 300 and gums.sum() > 300 and not (tongue & gums).any()
+    assert ((tongue | gums) == gt).all()
+    near = f["mouth_depth"] < 2.0  # the part seen through an open mouth, not the throat
+    socket = _mean(light, ict_model.region_mask("mouth_socket"))
+    assert socket.max() < 0.08 and socket[0] > socket[2]  # dark, reddish-brown
+    lips = _mean(light, f["lips"] > 0.9)
+    t, g = _mean(light, tongue & near), _mean(light, gums & near)
+    assert t.sum() < lips.sum() and t[0] > 1.5 * t[1]  # darker than the lips, still red
+    assert g.sum() > t.sum() and g[0] > g[1] > 0.5 * g[0]  # gums: lighter and pink
+    teeth = ict_model.region_mask("teeth")
+    front, back = teeth & (f["mouth_depth"] < 0.5), teeth & (f["mouth_depth"] > 3.0)
+    assert _mean(light, back).sum() < 0.5 * _mean(light, front).sum()  # molars in the dark
 
 
 def test_per_face_variation_and_determinism(masks):
@@ -160,10 +183,12 @@ def test_default_framing_puts_the_face_box_at_about_0_7(ict_model, masks):
 
 
 def test_default_cavity_leaves_the_resting_lower_face_light(ict_model):
-    """The default cavity strength shades the resting face's nasolabial folds and chin only
-    lightly (issue 7: at strength 1 they drew a dark band): 95% of the lower-face skin of the
-    neutral template keeps >= 55% of its ambient light, where strength 1 floors it at 30%."""
-    from facesym.render.shading import cavity_occlusion
+    """The default cavity shading (relative to the neutral mesh, plus a fraction of the
+    absolute concavity) shades the resting face's nasolabial folds and chin only lightly
+    (issue 7: the absolute concavity at strength 1 drew a dark band): 95% of the lower-face
+    skin of the neutral template keeps >= 55% of its ambient light, where the absolute
+    concavity at strength 1 floors it at 30%."""
+    from facesym.render.shading import cavity_occlusion, relative_cavity
 
     t = ict_model.template
     v = torch.as_tensor(t[None], dtype=torch.float32)
@@ -173,7 +198,38 @@ def test_default_cavity_leaves_the_resting_lower_face_light(ict_model):
     lower = (ict_model.region_mask("face") & (np.abs(t[:, 0]) < 4) & (t[:, 1] < lm[30, 1])
              & (t[:, 1] > lm[8, 1] + 1)
              & ~ict_model.region_mask("mouth_socket", "teeth", "gums_tongue"))
-    default = cavity_occlusion(conc, Look().cavity)[0, :, 0].numpy()[lower]
+    look = Look()
+    rel = relative_cavity(v, tri, vertex_normals(v, tri), v, look.cavity_absolute)
+    default = cavity_occlusion(rel, look.cavity)[0, :, 0].numpy()[lower]
     full = cavity_occlusion(conc, 1.0)[0, :, 0].numpy()[lower]
     assert np.percentile(default, 5) >= 0.55
     assert np.percentile(full, 5) <= 0.31
+
+
+def test_study_renderer_shades_expression_folds_not_resting_ones(ict_model):
+    """The render stage passes each face's posed neutral mesh: at ``cavity_absolute`` 0 an
+    identity's resting folds are not shaded (a face without expression renders exactly as
+    with cavity shading off), while a smile's folds are; with ``cavity_absolute`` 1 the
+    resting folds are shaded again."""
+    from facesym.scenes import sample_face
+    from facesym.stages.render import StudyRenderer
+
+    def images(weights: np.ndarray, **appearance) -> np.ndarray:
+        cfg = validate_config({"render": {"size": 96, "backend": "numba",
+                                          "appearance": appearance},
+                               "intervention": {"strengths": [0.0, 1.0], "sides": ["left"]}})
+        draw = sample_face(7, 0, cfg["scenes"], 10)
+        scene = {k: np.array([v]) for k, v in draw.items() if k != "identity"}
+        scene.update(yaw=np.zeros(1), pitch=np.zeros(1), roll=np.zeros(1))
+        r = StudyRenderer(ict_model, cfg)
+        return r.render(draw["identity"][None], weights[None], scene).images[0, 0, 0]
+
+    rest = np.zeros(ict_model.expression.shape[0])
+    smile = rest.copy()
+    smile[[ict_model.shape_index("mouthSmile_L"), ict_model.shape_index("mouthSmile_R")]] = 1
+    off = images(rest, cavity=0.0)
+    assert images(rest, cavity=1.0, cavity_absolute=0.0).tobytes() == off.tobytes()
+    assert images(rest, cavity=1.0, cavity_absolute=1.0).astype(float).mean() < (
+        off.astype(float).mean() - 0.3)
+    assert images(smile, cavity=1.0, cavity_absolute=0.0).astype(float).mean() < (
+        images(smile, cavity=0.0).astype(float).mean() - 0.3)

@@ -421,6 +421,38 @@ def test_render_batch_interpolates_vertex_colours(sphere) -> None:
     assert image[32, 20].tolist() == [0, 0, 255]
 
 
+def test_render_batch_cavity_relative_to_the_neutral_mesh(sphere) -> None:
+    """A dent pressed into a sphere is a crease: with the dented mesh as its own neutral
+    (the dent is part of the identity) it is not shaded, exactly as without cavity shading;
+    against the round sphere as neutral (the dent is what the expression added) it is, as
+    with the absolute concavity. One neutral serves consecutive meshes; a neutral count that
+    does not divide the batch is an error."""
+    vertices, triangles = sphere
+    vertices = vertices.float()
+    front = vertices[:, 2] > 9.0  # a cap facing the camera
+    dented = vertices.clone()
+    dented[front, 2] -= 1.5 * (vertices[front, 2] - 9.0)  # flattened, sunk at the centre
+    camera = frontal_camera(60.0, 30.0, 64)
+    albedo = torch.full((1, len(vertices), 3), 0.8)
+
+    def draw(cavity: float, neutral: torch.Tensor | None, batch: int = 1) -> torch.Tensor:
+        return render_batch(dented.unsqueeze(0).expand(batch, -1, -1), triangles, albedo,
+                            camera, lighting="sh", cavity=cavity, neutral_vertices=neutral,
+                            cavity_absolute=0.0, backend="numba")
+
+    plain = draw(0.0, None)
+    absolute = draw(1.0, None)
+    assert absolute.float().mean() < plain.float().mean() - 0.5  # the dent rim is shaded
+    assert torch.equal(draw(1.0, dented.unsqueeze(0)), plain)  # own neutral: no shading
+    against_round = draw(1.0, vertices.unsqueeze(0))
+    assert against_round.float().mean() < plain.float().mean() - 0.5
+    both = draw(1.0, torch.stack([dented, vertices]), batch=4)  # 2 meshes per neutral
+    assert torch.equal(both[0], plain[0]) and torch.equal(both[1], plain[0])
+    assert torch.equal(both[2], against_round[0]) and torch.equal(both[3], against_round[0])
+    with pytest.raises(ValueError, match="neutral_vertices"):
+        draw(1.0, torch.stack([dented, vertices, vertices]), batch=4)
+
+
 def test_unknown_backend_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="allowed.*kaolin.*numba.*torch"):
         get_rasterizer("opengl")

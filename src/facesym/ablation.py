@@ -137,14 +137,14 @@ def render_faces(model: FaceModel, cfg: Mapping, faces: Faces, variant: Variant,
     images, boxes = [], []
     for start in range(0, len(emotion), batch_size):
         sl = slice(start, min(len(emotion), start + batch_size))
-        verts = []
+        verts, neutrals = [], []
         for i in range(sl.start, sl.stop):
-            mesh = model.identity_mesh(identity[i]) + np.tensordot(
-                weights[i], model.expression, axes=(0, 0))
-            verts.append(pose_vertices(torch.as_tensor(mesh, dtype=torch.float32),
-                                       float(scene["yaw"][i]), float(scene["pitch"][i]),
-                                       float(scene["roll"][i]), pivot,
-                                       float(scene["camera_distance_offset"][i])))
+            neutral = model.identity_mesh(identity[i])
+            mesh = neutral + np.tensordot(weights[i], model.expression, axes=(0, 0))
+            pose = (float(scene["yaw"][i]), float(scene["pitch"][i]), float(scene["roll"][i]),
+                    pivot, float(scene["camera_distance_offset"][i]))
+            verts.append(pose_vertices(torch.as_tensor(mesh, dtype=torch.float32), *pose))
+            neutrals.append(pose_vertices(torch.as_tensor(neutral, dtype=torch.float32), *pose))
         v = torch.stack(verts)
         ambient = torch.as_tensor(scene["ambient"][sl], dtype=torch.float32)
         light = light_direction(scene["light_azimuth"][sl], scene["light_elevation"][sl])
@@ -153,7 +153,8 @@ def render_faces(model: FaceModel, cfg: Mapping, faces: Faces, variant: Variant,
             torch.as_tensor(vertex_albedo(masks, scene["skin_tone"][sl], variant.look)),
             camera, light_dir=torch.as_tensor(light, dtype=torch.float32), ambient=ambient,
             diffuse=1.0 - ambient, background_rgb=BACKGROUND_RGB, backend=rcfg["backend"],
-            device=rcfg["device"], **variant.look.shading())
+            device=rcfg["device"], neutral_vertices=torch.stack(neutrals),
+            **variant.look.shading())
         lm = project_points(v[:, model.landmarks], camera).numpy()
         images.append(img.cpu().numpy())
         boxes.append(np.concatenate([lm.min(axis=1), lm.max(axis=1)], axis=1))

@@ -9,8 +9,9 @@ variants:
 * ``procedural`` (default): soft transitions (signed distances to the lip outline, the brow
   line and the hairline), per-face variation (lip and cheek redness, brow density, hair and
   iris colour, hairline height), brows as a textured band, a thin lash line on the upper lid
-  instead of a black rim, off-white sclera with a limbal ring, iris and pupil, a dark mouth
-  interior, off-white teeth and a hair cap on the scalp.
+  instead of a black rim, off-white sclera with a limbal ring, iris and pupil, a near-black
+  oral cavity, a muted red tongue, pink gums, off-white teeth (all darkening with depth behind
+  the incisors) and a hair cap on the scalp.
 
 Per-face variation is drawn from a stream seeded by the face's skin-tone value (the only
 appearance factor the scene cube holds), so it is deterministic per face and needs no new
@@ -51,8 +52,14 @@ SCLERA = np.array([0.86, 0.83, 0.79])
 SCLERA_CORNER = np.array([0.80, 0.62, 0.58])  # pinker towards the canthi
 PUPIL = np.array([0.02, 0.02, 0.02])
 TEETH = np.array([0.86, 0.83, 0.74])
-GUMS_TONGUE = np.array([0.55, 0.25, 0.25])
-MOUTH_INTERIOR = np.array([0.10, 0.04, 0.04])
+GUMS = np.array([0.74, 0.44, 0.44])  # pink
+TONGUE = np.array([0.50, 0.22, 0.22])  # darker, more muted red than lips
+MOUTH_INTERIOR = np.array([0.07, 0.025, 0.02])  # oral cavity: near-black red-brown
+# Baked occlusion of the oral cavity: albedo × (floor + (1 − floor)·exp(−depth / scale)), depth
+# (cm) behind the front of the incisors, so the tongue tip and incisors are lit and the molars,
+# the back of the tongue and the throat fall dark as in photographs of open mouths.
+MOUTH_OCCLUSION_SCALE_CM = 2.5
+MOUTH_OCCLUSION_FLOOR = 0.2
 EYE_SOCKET = np.array([0.40, 0.22, 0.20])
 LIP_RED = np.array([0.66, 0.26, 0.28])
 CHEEK_RED = np.array([0.85, 0.42, 0.40])
@@ -72,12 +79,15 @@ class Look:
 
     ``lighting`` is ``lambert`` (constant ambient + key light) or ``sh`` (second-order
     spherical-harmonics ambient + key light); ``cavity`` the strength of the cavity shading
-    computed on each deformed mesh (0 = off).
+    computed on each deformed mesh (0 = off); ``cavity_absolute`` the weight of the identity's
+    own (resting) concavity where the renderer passes the neutral meshes: 0 = only the folds
+    the expression adds darken, 1 = the absolute concavity of the deformed mesh.
     """
 
     albedo: str = "procedural"
     lighting: str = "sh"
     cavity: float = 0.4
+    cavity_absolute: float = 1.0
 
     def __post_init__(self) -> None:
         if self.albedo not in ALBEDO_VARIANTS:
@@ -86,19 +96,23 @@ class Look:
             raise ValueError(f"lighting must be one of {LIGHTING_VARIANTS}, got {self.lighting!r}")
         if self.cavity < 0:
             raise ValueError(f"cavity must be >= 0, got {self.cavity}")
+        if not 0 <= self.cavity_absolute <= 1:
+            raise ValueError(f"cavity_absolute must be in [0, 1], got {self.cavity_absolute}")
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> Look:
-        """The look of ``render.appearance`` (keys albedo, lighting, cavity; all read)."""
+        """The look of ``render.appearance`` (keys albedo, lighting, cavity, cavity_absolute)."""
         return cls(albedo=str(cfg["albedo"]), lighting=str(cfg["lighting"]),
-                   cavity=float(cfg["cavity"]))
+                   cavity=float(cfg["cavity"]), cavity_absolute=float(cfg["cavity_absolute"]))
 
     def shading(self) -> dict:
-        """Keyword arguments of ``facesym.render.render_batch`` for this look."""
-        return {"lighting": self.lighting, "cavity": self.cavity}
+        """Keyword arguments of ``facesym.render.render_batch`` for this look (the caller adds
+        ``neutral_vertices``)."""
+        return {"lighting": self.lighting, "cavity": self.cavity,
+                "cavity_absolute": self.cavity_absolute}
 
 
-LEGACY_LOOK = Look(albedo="legacy", lighting="lambert", cavity=0.0)
+LEGACY_LOOK = Look(albedo="legacy", lighting="lambert", cavity=0.0, cavity_absolute=1.0)
 
 
 @dataclass(frozen=True)
@@ -297,7 +311,40 @@ def _procedural_fields(model: FaceModel) -> dict[str, np.ndarray]:
     f["noise_fine"] = _vertex_noise(model, 12, 1)
     for region in ("teeth", "gums_tongue", "mouth_socket", "eye_socket", "eyelashes"):
         f[region] = model.region_mask(region).astype(np.float64)
+    # Models without an oral cavity (FLAME): no tongue, no occlusion.
+    f["gums"], f["tongue"], f["mouth_depth"] = f["gums_tongue"], np.zeros(n), np.zeros(n)
+    if f["teeth"].any() and f["gums_tongue"].any():
+        f.update(_mouth_fields(model))
     return f
+
+
+def _mouth_fields(model: FaceModel) -> dict[str, np.ndarray]:
+    """Tongue (the gums_tongue vertices inside the lower dental arch or behind the teeth; the
+    rest are gums) and the depth (cm) of the mouth-interior vertices behind the incisors."""
+    v = model.template.astype(np.float64)
+    teeth = v[model.region_mask("teeth")]
+    gt = np.flatnonzero(model.region_mask("gums_tongue"))
+    p = v[gt]
+    # Lower teeth: below the occlusal plane (midway between upper and lower tooth centres).
+    occlusal = np.median(teeth[:, 1])
+    lower = teeth[teeth[:, 1] < occlusal]
+    # Lingual edge of the lower arch in the x-z plane: per 0.25 cm depth bin, the smallest |x|
+    # of the lower teeth there (the front incisors span x ≈ 0, so in front of the arch's
+    # bend nothing is "inside").
+    z0 = lower[:, 2].min()
+    bins = np.floor((lower[:, 2] - z0) / 0.25).astype(int)
+    inner = np.full(bins.max() + 1, np.inf)
+    np.minimum.at(inner, bins, np.abs(lower[:, 0]))
+    pb = np.clip(np.floor((p[:, 2] - z0) / 0.25).astype(int), 0, bins.max())
+    inside = (np.abs(p[:, 0]) < inner[pb] - 0.05) & (p[:, 1] < occlusal)
+    behind = p[:, 2] < z0
+    tongue = np.zeros(model.n_vertices)
+    tongue[gt[inside | behind]] = 1.0
+    interior = model.region_mask("teeth", "gums_tongue", "mouth_socket")
+    depth = np.zeros(model.n_vertices)
+    depth[interior] = np.clip(teeth[:, 2].max() - v[interior, 2], 0.0, None)
+    gums = model.region_mask("gums_tongue") * (1.0 - tongue)
+    return {"tongue": tongue, "gums": gums, "mouth_depth": depth}
 
 
 def appearance_masks(model: FaceModel) -> AppearanceMasks:
@@ -378,9 +425,12 @@ def _procedural_albedo(f: Mapping[str, np.ndarray], tone: float) -> np.ndarray:
                           np.where((angle < IRIS_ANGLE_DEG)[:, None], iris, sclera))
     out[eye] = eye_colour[eye]
     # Mouth and eye interiors; lashes a dark, semi-transparent fringe over the skin.
-    for region, colour in (("teeth", TEETH), ("gums_tongue", GUMS_TONGUE),
+    for region, colour in (("teeth", TEETH), ("gums", GUMS), ("tongue", TONGUE),
                            ("mouth_socket", MOUTH_INTERIOR), ("eye_socket", EYE_SOCKET)):
         blend(f[region], colour)
+    occlusion = MOUTH_OCCLUSION_FLOOR + (1 - MOUTH_OCCLUSION_FLOOR) * np.exp(
+        -f["mouth_depth"] / MOUTH_OCCLUSION_SCALE_CM)
+    out *= occlusion[:, None]
     blend(0.45 * f["eyelashes"], 0.6 * hair + 0.02)
     return out
 

@@ -95,6 +95,8 @@ def render_batch(
     cull_backfaces: bool = False,
     lighting: str = "lambert",
     cavity: float = 0.0,
+    neutral_vertices: torch.Tensor | None = None,
+    cavity_absolute: float = 1.0,
 ) -> torch.Tensor:
     """Render posed meshes to uint8 images [B, H, W, 3] (on ``device``).
 
@@ -114,6 +116,11 @@ def render_batch(
         lighting: ``lambert`` (constant ambient) or ``sh`` (spherical-harmonics ambient,
             ``facesym.render.shading.SH_IRRADIANCE``), each plus the directional light.
         cavity: strength of the cavity shading computed on each (deformed) mesh, 0 = off.
+        neutral_vertices: optional [N, V, 3] neutral meshes of the same identities in the same
+            pose (N divides B; neutral n serves B/N consecutive meshes): the concavity is then
+            relative to them, so only expression folds darken (None = absolute concavity).
+        cavity_absolute: weight (0..1) of the identity's own (neutral) concavity when
+            ``neutral_vertices`` is given; 1 = the absolute concavity.
 
     Vertex colours are shaded once per vertex and interpolated with perspective-correct
     barycentrics (Gouraud shading).
@@ -128,8 +135,11 @@ def render_batch(
     background = torch.as_tensor(background_rgb, dtype=torch.float32, device=device).reshape(1, 3)
 
     pixel_xy, depth = camera.project(vertices)
+    if neutral_vertices is not None:
+        neutral_vertices = neutral_vertices.to(device=device, dtype=torch.float32)
     colors = shade(albedo, vertices, triangles, vertex_normals(vertices, triangles), light,
-                   ambient, diffuse, lighting=lighting, cavity_strength=cavity)
+                   ambient, diffuse, lighting=lighting, cavity_strength=cavity,
+                   neutral_vertices=neutral_vertices, cavity_absolute=cavity_absolute)
     colors = colors.expand(vertices.shape[0], -1, -1)
     if backend in _FUSED:
         return _FUSED[backend](pixel_xy, depth, triangles, colors, _to_uint8(background[0]),

@@ -192,6 +192,28 @@ def cavity(vertices: torch.Tensor, triangles: torch.Tensor, normals: torch.Tenso
     return (offset * normals).sum(-1)
 
 
+def relative_cavity(vertices: torch.Tensor, triangles: torch.Tensor, normals: torch.Tensor,
+                    neutral_vertices: torch.Tensor | None = None, absolute: float = 1.0,
+                    iterations: int = CAVITY_ITERATIONS) -> torch.Tensor:
+    """Concavity [B, V] of meshes [B, V, 3] relative to their identities' neutral meshes.
+
+    ``concavity(deformed) - (1 - absolute) * concavity(neutral)``: at ``absolute = 0`` only
+    what the expression adds (its folds), not the identity's resting folds; at 1 (or without
+    ``neutral_vertices``) the plain :func:`cavity`. ``neutral_vertices`` is [N, V, 3] with N
+    dividing B: neutral n serves the B/N consecutive meshes n·B/N .. (n+1)·B/N − 1 (all
+    strengths and sides of one face), so its concavity is computed once.
+    """
+    conc = cavity(vertices, triangles, normals, iterations)
+    if neutral_vertices is None or absolute == 1.0:
+        return conc
+    batch, n = vertices.shape[0], neutral_vertices.shape[0]
+    if n == 0 or batch % n:
+        raise ValueError(f"neutral_vertices: {n} meshes do not divide the batch of {batch}")
+    neutral = neutral_vertices.to(device=vertices.device, dtype=vertices.dtype)
+    rest = cavity(neutral, triangles, vertex_normals(neutral, triangles), iterations)
+    return conc - (1.0 - absolute) * rest.repeat_interleave(batch // n, 0)
+
+
 def cavity_occlusion(concavity: torch.Tensor, strength: float,
                      depth: float = CAVITY_DEPTH_CM) -> torch.Tensor:
     """Ambient visibility [B, V, 1] in [0.3, 1] from concavity [B, V]: exp(-strength·c/depth)
@@ -209,13 +231,17 @@ def shade(
     diffuse: float | torch.Tensor,
     lighting: str = "lambert",
     cavity_strength: float = 0.0,
+    neutral_vertices: torch.Tensor | None = None,
+    cavity_absolute: float = 1.0,
 ) -> torch.Tensor:
     """Vertex colours [B, V, 3]: ``lambert`` (constant ambient) or ``sh`` (spherical-harmonics
     ambient) plus the key light, with optional cavity shading of the deformed meshes.
 
     The cavity term darkens the ambient light fully and the key light by half of its
-    occlusion (folds still catch some direct light). With ``lighting="lambert"`` and no
-    cavity this is exactly :func:`lambert`.
+    occlusion (folds still catch some direct light). With ``neutral_vertices`` (the same
+    identities without expression, same pose) the concavity is taken relative to them, see
+    :func:`relative_cavity` (``cavity_absolute`` = weight of the identity's own folds). With
+    ``lighting="lambert"`` and no cavity this is exactly :func:`lambert`.
     """
     if lighting not in ("lambert", "sh"):
         raise ValueError(f"lighting must be 'lambert' or 'sh', got {lighting!r}")
@@ -229,7 +255,8 @@ def shade(
         amb = amb * sh_irradiance(normals)
     key = _per_batch(diffuse, normals) * cos
     if cavity_strength > 0:
-        vis = cavity_occlusion(cavity(vertices, triangles, normals), cavity_strength)
+        conc = relative_cavity(vertices, triangles, normals, neutral_vertices, cavity_absolute)
+        vis = cavity_occlusion(conc, cavity_strength)
         amb = amb * vis
         key = key * (0.5 + 0.5 * vis)
     return albedo * (amb + key)

@@ -116,13 +116,15 @@ class StudyRenderer:
         """Render B faces: identity (B, K), expression weights (B, E), scene values (B,) each."""
         model, landmarks = self.model, self.model.landmarks
         ns, na, nb = len(self.sides), len(self.strengths), len(identity)
-        verts, refs, meas = [], [], []
+        verts, neutrals, refs, meas = [], [], [], []
         for f in range(nb):
             fm = face_meshes(model, identity[f], weights[f], self.sides, self.strengths,
                              self.icfg, self.hemi)
             args = (float(scene["yaw"][f]), float(scene["pitch"][f]), float(scene["roll"][f]),
                     self.pivot, float(scene["camera_distance_offset"][f]))
             verts.append(pose_vertices(torch.as_tensor(fm.vertices), *args))
+            # the cavity shading darkens only what the expression adds to this identity
+            neutrals.append(pose_vertices(torch.as_tensor(fm.neutral), *args))
             refs.append(pose_vertices(torch.as_tensor(fm.neutral[landmarks]), *args))
             meas.append(fm)
         v = torch.stack(verts).reshape(-1, model.n_vertices, 3)
@@ -140,7 +142,8 @@ class StudyRenderer:
             ambient=ambient.repeat_interleave(rep, 0),
             diffuse=(1.0 - ambient).repeat_interleave(rep, 0),
             background_rgb=BACKGROUND_RGB, backend=self.rcfg["backend"],
-            device=self.rcfg["device"], **self.look.shading(),
+            device=self.rcfg["device"], neutral_vertices=torch.stack(neutrals),
+            **self.look.shading(),
         ).cpu().numpy()
         lm = project_points(v[:, landmarks], self.camera).reshape(nb, ns, na, -1, 2).numpy()
         lm_ref = project_points(torch.stack(refs), self.camera).numpy()[:, None, None]
