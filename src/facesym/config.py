@@ -270,17 +270,22 @@ def validate_config(config: Mapping, schema: Mapping | None = None) -> dict:
     lines = schema_problems(cfg, schema)
     if lines:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
-    cfg["expressions"] = merged_expression_tables(cfg.get("expressions", {}))
+    cfg["expressions"] = merged_expression_tables(cfg.get("expressions", {}),
+                                                  cfg["scenes"]["emotions"])
     _check_semantics(cfg)
     return cfg
 
 
-def merged_expression_tables(user: Mapping) -> dict:
-    """Built-in tables updated key by key with the user's ``expressions`` section."""
+def merged_expression_tables(user: Mapping, emotions: Sequence[str] = ()) -> dict:
+    """Built-in tables updated key by key with the user's ``expressions`` section, then with
+    the prototypes of its ``prototypes_file`` (checked for the studied ``emotions``; see
+    :func:`facesym.expressions.with_prototypes_file`)."""
+    from facesym.expressions import with_prototypes_file
+
     tables = builtin_expression_tables()
     for section in ("action_units", "prototypes"):
         tables[section].update(copy.deepcopy(dict(user.get(section, {}))))
-    return tables
+    return with_prototypes_file(tables, user, emotions)
 
 
 def n_faces(cfg: Mapping) -> int:
@@ -368,6 +373,58 @@ def check_devices(cfg: Mapping) -> None:
         )
 
 
+def check_photos(cfg: Mapping) -> None:
+    """The real-photo branch's settings, when ``photos.manifest`` is set: the manifest file
+    exists and has the required columns and exactly two groups, the reference group is one of
+    them, and ``photos.classifiers`` are zoo names (ConfigError naming the key).
+
+    Bad rows (missing photos, unknown labels, …) are not errors: the branch lists them.
+    """
+    photos = cfg["photos"]
+    if photos["manifest"] is None:
+        return
+    from facesym.classifiers.zoo import check_classifiers
+
+    if photos["classifiers"] is not None:
+        try:
+            check_classifiers(photos["classifiers"], cfg["zoo"])
+        except ConfigError as err:
+            raise ConfigError(str(err).replace("config key classifiers:",
+                                               "config key photos.classifiers:", 1)) from None
+    import csv
+
+    from facesym.photos.manifest import OPTIONAL, REQUIRED
+
+    path = Path(photos["manifest"]).expanduser()
+    where = f"{path} (relative paths are taken from the working directory, {Path.cwd()})"
+    if not path.is_file():
+        raise ConfigError(f"config key photos.manifest: no file {where}; set it to a CSV with "
+                          f"columns {', '.join(REQUIRED)} (and optionally "
+                          f"{', '.join(OPTIONAL)}), or null to switch the photo branch off")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh, skipinitialspace=True)
+            header = [c.strip().lower() for c in next(reader, [])]
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise ConfigError(f"config key photos.manifest: cannot read {path} as CSV: {err}"
+                          ) from None
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise ConfigError(f"config key photos.manifest: {path} lacks column(s) "
+                          f"{', '.join(missing)} (required: {', '.join(REQUIRED)}; optional: "
+                          f"{', '.join(OPTIONAL)})")
+    col = header.index("group")
+    groups = sorted({r[col].strip() for r in rows if len(r) > col} - {""})
+    if len(groups) != 2:
+        raise ConfigError(f"config key photos.manifest: {path} needs exactly two groups in "
+                          f"its group column (e.g. healthy and palsy), got {groups}")
+    ref = photos["reference_group"]
+    if ref is not None and ref not in groups:
+        raise ConfigError(f"config key photos.reference_group: {ref!r} is not a group of "
+                          f"{path} (allowed values: {', '.join(groups)}, or null)")
+
+
 def study_estimate(cfg: Mapping) -> dict:
     """Rough size of the study: images, render store bytes and CPU seconds.
 
@@ -406,6 +463,7 @@ def validate_study_config(config: Mapping) -> dict:
     from facesym.classifiers.zoo import check_classifiers
 
     check_classifiers(cfg["classifiers"], cfg["zoo"])
+    check_photos(cfg)
     check_devices(cfg)
     est = study_estimate(cfg)
     if est["images"] >= LARGE_STUDY_IMAGES:

@@ -6,4 +6,4 @@ A stage reads no other configuration, so its params are its whole dependency map
 """
 
 STAGES = ("fetch_resource", "face_model", "scenes", "render", "classify", "stats",
-          "manipulation_check", "contact_sheet")
+          "manipulation_check", "contact_sheet", "photo_cube", "photo_stats")

@@ -24,6 +24,10 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "contact_sheet": ("intervention", "render.appearance", "render.backend", "render.device",
                       "render.size", "render.fov_deg", "render.distance_cm", "scenes.emotions",
                       "contact_sheet.faces"),
+    "photo_cube": ("photos.detectors", "photos.composite_strengths", "photos.feather_frac",
+                   "resources.cache_dir"),
+    "photo_stats": ("seed", "photos.reference_group", "photos.n_permutations",
+                    "photos.n_resamples", "photos.use_grade"),
 }
 
 # Values only the rule knows (wildcards and what it derives from them), passed at the top level.
@@ -33,6 +37,8 @@ RULE_VALUES: dict[str, tuple[str, ...]] = {
     "scenes": ("faces",),
     "render": ("faces",),
     "classify": ("classifier", "zoo_entry", "faces"),
+    # the photo branch's classifiers (photos.classifiers, else the study's), in order
+    "photo_cube": ("classifiers", "zoo_entries"),
 }
 
 # Study-size keys a shard job must not see: adding faces then re-runs only new (or grown) shards.
@@ -40,6 +46,8 @@ SHARD_INDEPENDENT = {"scenes": ("faces_per_emotion",)}
 
 # Stages that turn emotions into shape weights: they get the FACS tables the study uses.
 USES_EXPRESSIONS = ("scenes", "contact_sheet")
+# Stages that read expressions.prototypes_file (an input of their rule) and record its source.
+READS_PROTOTYPES_FILE = ("scenes",)
 
 # Zoo entry fields no loader reads (documentation): editing them must not re-classify.
 ZOO_DOC_FIELDS = ("description",)
@@ -54,16 +62,23 @@ def sorted_keys(node: Any) -> Any:
     return node
 
 
-def expression_subset(config: Mapping) -> dict:
-    """The FACS tables the study's emotions use: their prototypes and those prototypes' AUs.
+def expression_subset(config: Mapping, prototypes_file: bool = False) -> dict:
+    """The FACS tables the study's emotions use: their prototypes and those prototypes' AUs;
+    with ``prototypes_file``, also ``expressions.prototypes_file`` and
+    ``prototypes_sha256`` when a file is named (absent otherwise, so that studies without one
+    keep their params).
 
     Editing a prototype or action unit no studied emotion uses then re-runs nothing.
     """
     tables = config["expressions"]
     prototypes = {e: dict(tables["prototypes"][e]) for e in config["scenes"]["emotions"]}
     used = sorted({au for proto in prototypes.values() for au in proto})
-    return {"action_units": {au: dict(tables["action_units"][au]) for au in used},
-            "prototypes": prototypes}
+    out = {"action_units": {au: dict(tables["action_units"][au]) for au in used},
+           "prototypes": prototypes}
+    if prototypes_file and tables.get("prototypes_file"):
+        out["prototypes_file"] = tables["prototypes_file"]
+        out["prototypes_sha256"] = tables.get("prototypes_sha256")
+    return out
 
 
 def stage_config(config: Mapping, stage: str, **rule_values: Any) -> dict:
@@ -98,8 +113,12 @@ def stage_config(config: Mapping, stage: str, **rule_values: Any) -> dict:
     if "zoo_entry" in rule_values:
         rule_values["zoo_entry"] = {k: v for k, v in rule_values["zoo_entry"].items()
                                     if k not in ZOO_DOC_FIELDS}
+    if "zoo_entries" in rule_values:
+        rule_values["zoo_entries"] = {
+            name: {k: v for k, v in entry.items() if k not in ZOO_DOC_FIELDS}
+            for name, entry in rule_values["zoo_entries"].items()}
     out = sorted_keys({**out, **rule_values})
     if stage in USES_EXPRESSIONS:
         # in the tables' own order: AUs sharing a shape add up in that order (float sums)
-        out["expressions"] = expression_subset(config)
+        out["expressions"] = expression_subset(config, stage in READS_PROTOTYPES_FILE)
     return out
