@@ -4,6 +4,8 @@ rule stats:
     the laterality report (image-flip control), summary tables and the dose-response figure."""
     input:
         cubes=classify_shards,
+        # its provenance says which prototypes made the faces (all shards share them)
+        scenes=f"{RESULTS}/scenes/{SHARDS[0]}.zarr",
     output:
         tests=directory(f"{RESULTS}/stats/tests.zarr"),
         csv=f"{RESULTS}/stats/summary.csv",

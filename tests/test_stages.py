@@ -166,7 +166,7 @@ def runs(tiny: dict, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
            classifier=name, zoo_entry=zoo_entry(name, zoo), faces=FACES)
     stats = out / "stats"
     stats.mkdir()
-    go("stats", {"cubes": cubes}, {
+    go("stats", {"cubes": cubes, "scenes": scenes}, {
         "tests": str(stats / "tests.zarr"), "csv": str(stats / "summary.csv"),
         "md": str(stats / "summary.md"), "omnibus": str(stats / "omnibus.csv"),
         "derivatives": str(stats / "derivatives.csv"), "ols": str(stats / "ols.csv"),
@@ -248,6 +248,8 @@ def test_outputs_are_the_study(runs: dict, tiny: dict):
                                atol=1e-5)  # the CSV keeps 6 significant digits
     summary = Path(stats_out["md"]).read_text()
     assert "## Laterality: stimulus or classifier?" in summary
+    # which prototypes made the faces, from the scenes' provenance, under the heading
+    assert "Prototypes: literature FACS prototypes" in summary.split("## ")[0]
     verdicts = [line for line in summary.splitlines() if line.startswith("- **")]
     assert len(verdicts) == len(CLASSIFIERS)
     assert all("Laterality left − right" in line and "due to **" in line for line in verdicts)

@@ -301,3 +301,18 @@ def prototypes_source_markdown(attrs: Mapping) -> str:
         return first
     return (first + "\nHeld-out identities, recognition rate before → after (mean over "
             f"emotions): {held_text}.")
+
+
+def with_prototypes(markdown: str, prototypes: str) -> str:
+    """``markdown`` with the prototypes lines after its first heading's paragraph break.
+
+    >>> print(with_prototypes("# Title\\n\\nbody\\n", "Prototypes: x."))
+    # Title
+    <BLANKLINE>
+    Prototypes: x.
+    <BLANKLINE>
+    body
+    <BLANKLINE>
+    """
+    head, sep, rest = markdown.partition("\n\n")
+    return f"{head}{sep}{prototypes}\n\n{rest}" if sep else f"{markdown}\n{prototypes}\n"

@@ -6,27 +6,12 @@ import logging
 from collections.abc import Mapping
 
 from facesym.cubes import open_cube
-from facesym.expressions import prototypes_source_markdown
+from facesym.expressions import prototypes_source_markdown, with_prototypes
 from facesym.plots import confusion_figure
 from facesym.provenance import provenance_attrs, provenance_line
 from facesym.stages.shards import open_shards, shard_inputs, split_by_classifier
 from facesym.stages.stats import STATS_VARIABLES
 from facesym.stats import confusion_matrices, manipulation_check, manipulation_markdown
-
-
-def with_prototypes(markdown: str, prototypes: str) -> str:
-    """``markdown`` with the prototypes lines after its first heading's paragraph break.
-
-    >>> print(with_prototypes("# Title\\n\\nbody\\n", "Prototypes: x."))
-    # Title
-    <BLANKLINE>
-    Prototypes: x.
-    <BLANKLINE>
-    body
-    <BLANKLINE>
-    """
-    head, sep, rest = markdown.partition("\n\n")
-    return f"{head}{sep}{prototypes}\n\n{rest}" if sep else f"{markdown}\n{prototypes}\n"
 
 
 def run(inputs: Mapping, outputs: Mapping, cfg: Mapping, log: logging.Logger) -> None:

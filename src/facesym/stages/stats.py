@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping
 
 from facesym.cubes import open_cube, write_dataset
+from facesym.expressions import prototypes_source_markdown, with_prototypes
 from facesym.laterality import PROB_FLIPPED, study_laterality
 from facesym.plots import dose_response_figure, effects_figure
 from facesym.provenance import provenance_attrs, provenance_line
@@ -40,7 +41,8 @@ def flip_scored(paths: list[str], classifier: str) -> bool:
 
 def run(inputs: Mapping, outputs: Mapping, cfg: Mapping, log: logging.Logger) -> None:
     """Test every classifier's shards (``inputs["cubes"]``: classifier-major, in
-    ``cfg["classifiers"]`` order), joined along ``face``."""
+    ``cfg["classifiers"]`` order), joined along ``face``; the summary says which prototypes
+    made the faces (``inputs["scenes"]``: a scene shard)."""
     stats_cfg, seed = cfg["stats"], cfg["seed"]
     alpha, correction = stats_cfg["alpha"], stats_cfg["correction"]
     shards = split_by_classifier(inputs["cubes"], cfg["classifiers"])
@@ -73,8 +75,12 @@ def run(inputs: Mapping, outputs: Mapping, cfg: Mapping, log: logging.Logger) ->
         seed=seed)
     laterality.to_csv(outputs["laterality"], index=False, float_format="%.6g")
     line = provenance_line(attrs)
+    markdown = summary_markdown(table, alpha, correction, omnibus, laterality=laterality)
+    if inputs.get("scenes"):  # the workflow always passes one; library callers may not
+        markdown = with_prototypes(
+            markdown, prototypes_source_markdown(open_cube(inputs["scenes"]).attrs))
     with open(outputs["md"], "w") as fh:
-        fh.write(summary_markdown(table, alpha, correction, omnibus, laterality=laterality))
+        fh.write(markdown)
         fh.write(f"\nProvenance: {line}\n")
     dose_response_figure(cubes, outputs["figure"], provenance=line)
     effects_figure(table, outputs["effects"], provenance=line)
