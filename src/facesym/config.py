@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 
 # A study this large (images) gets its estimated size and time logged before it starts.
 LARGE_STUDY_IMAGES = 50_000
-# Measured on the default study (3,150 images at 224², 6 classifiers, 2 CPU cores: about
-# 4 minutes after setup); a rough scale for the estimate, not a promise.
-SECONDS_PER_IMAGE_CPU = 0.075
+# Measured on the default study (3,150 images at 224², 6 classifiers each scoring every image
+# and its mirror image, 2 CPU cores: 8 min 19 s of workflow after setup); a rough scale for
+# the estimate, not a promise.
+SECONDS_PER_IMAGE_CPU = 0.16
 # uint8 RGB renders compress to roughly this share of their raw size (zstd).
 RENDER_COMPRESSION = 0.35
 
