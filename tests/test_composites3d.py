@@ -171,7 +171,8 @@ def test_composite_of_a_palsy_face(ict_model, ict, emotion):
     _, masks, parts = ict
     p = parts[emotion]
     palsy = intervene(p, "right", 1.0, masks)
-    assert asymmetry_3d(palsy, ict_model) > 0.2
+    # one-sided; surprise least (its jaw drop, AU26/27, is trigeminal and spared: 0.14)
+    assert asymmetry_3d(palsy, ict_model) > (0.1 if emotion == "surprise" else 0.2)
     ll = mirror_blend(palsy, "mirror_left", 1.0, masks)
     rr = mirror_blend(palsy, "mirror_right", 1.0, masks)
     assert asymmetry_3d(ll, ict_model) < 1e-6 and asymmetry_3d(rr, ict_model) < 1e-6
