@@ -77,24 +77,19 @@ def flip_images(images: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.n
 def classify_with_flip(clf: Classifier, images: np.ndarray, boxes: np.ndarray,
                        emotion: np.ndarray, coords: Mapping[str, np.ndarray],
                        batch_size: int = 64) -> xr.Dataset:
-    """Score images[face, side, strength, H, W, 3] (boxes [..., 4]) as they are and flipped:
+    """Score images[face, side, strength, H, W, 3] (boxes [..., 4]) as they are and flipped,
+    the classify stage's way (:func:`facesym.stages.classify.classify_renders` with ``flip``):
     a classify cube prob[face, side, strength, flip, label] on the canonical labels, with
     ``emotion[face]``; ``coords`` gives the face, side and strength coordinates."""
-    lead = images.shape[:3]
-    flat = images.reshape(-1, *images.shape[3:])
-    flat_boxes = boxes.reshape(-1, 4)
-    probs = []
-    for flip in (False, True):
-        x, b = flip_images(flat, flat_boxes) if flip else (flat, flat_boxes)
-        _, p = clf.predict(x, b, batch_size=batch_size)
-        probs.append(clf.to_canonical(p).reshape(*lead, -1))
-    prob = np.stack(probs, axis=3)
-    return xr.Dataset(
-        {"prob": ((FACE, SIDE, STRENGTH, FLIP, "label"), prob),
-         "emotion": (FACE, _strings(emotion))},
-        coords={**{k: coords[k] for k in (FACE, SIDE, STRENGTH)}, FLIP: [False, True],
-                "label": list(CANONICAL_LABELS)},
-    )
+    from facesym.stages.classify import classify_renders
+
+    dims = (FACE, SIDE, STRENGTH)
+    renders = xr.Dataset(
+        {"image": ((*dims, "y", "x", "channel"), images),
+         "face_box": ((*dims, "box"), boxes), "emotion": (FACE, _strings(emotion))},
+        coords={k: coords[k] for k in dims})
+    cube = classify_renders(clf, renders, batch_size=batch_size, progress=False, flip=True)
+    return with_flip_dimension(cube).assign_coords(label=list(CANONICAL_LABELS))
 
 
 def _p_intended(cube: xr.Dataset) -> xr.DataArray:
