@@ -93,6 +93,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary sibling published onto it, so an
+    interrupted job never leaves a complete-looking file."""
+    path = Path(path)
+    tmp = temp_path(path)
+    tmp.write_text(text)
+    publish(tmp, path)
+
+
 def publish(tmp: Path, path: Path) -> None:
     """Atomically move a finished temporary store onto ``path`` (replacing any old one)."""
     if path.exists():

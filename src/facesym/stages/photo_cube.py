@@ -5,27 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from facesym.classifiers.zoo import load_classifier
-from facesym.cubes import temp_path, write_dataset
+from facesym.cubes import write_dataset, write_text_atomic
 from facesym.photos.detect import PREDICTOR_FILE, PREDICTOR_RESOURCE, FaceFinder
 from facesym.photos.manifest import photo_cube, read_manifest
 from facesym.provenance import file_digest, provenance_attrs
 from facesym.resources import get_resource
 
 MTCNN_RESOURCE = "facenet_pytorch"
-
-
-def write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary sibling renamed onto it, so an
-    interrupted job never leaves a complete-looking file."""
-    path = Path(path)
-    tmp = temp_path(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def images_digest(paths: list[str]) -> str:
@@ -76,7 +65,7 @@ def run(inputs: Mapping, outputs: Mapping, cfg: Mapping, log: logging.Logger) ->
                "n_images": int(cube.sizes["image"]), "n_bad_rows": len(bad),
                "bad_rows_by_status": bad["status"].value_counts().sort_index().to_dict()},
     )
-    write_text(outputs["bad_rows"], bad.to_csv(index=False))
+    write_text_atomic(outputs["bad_rows"], bad.to_csv(index=False))
     write_dataset(cube, outputs["cube"], attrs)
     log.info("photo cube: %d photos of %d subjects, %d classifier(s); %d row(s) skipped",
              cube.sizes["image"], len(set(cube["subject"].values)), len(clfs), len(bad))

@@ -8,9 +8,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from facesym.cubes import open_cube
+from facesym.cubes import open_cube, write_text_atomic
 from facesym.provenance import provenance_attrs, provenance_line
-from facesym.stages.photo_cube import write_text
 from facesym.stats.realdata_tables import realdata_markdown, realdata_tables
 
 #: the tables written, each to the output of the same name
@@ -47,8 +46,8 @@ def run(inputs: Mapping, outputs: Mapping, cfg: Mapping, log: logging.Logger) ->
                            tables["composites"], bad,
                            provenance=f"{head}\n\nProvenance: {provenance_line(attrs)}")
     for name in TABLES:
-        write_text(outputs[name], tables[name].to_csv(index=False, float_format="%.6g"))
-    write_text(outputs["md"], md)
+        write_text_atomic(outputs[name], tables[name].to_csv(index=False, float_format="%.6g"))
+    write_text_atomic(outputs["md"], md)
     groups = tables["groups"]
     pooled = groups[groups["emotion"] == "pooled"]
     log.info("photo stats: %s; pooled group differences: %s", head,
