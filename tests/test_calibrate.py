@@ -122,7 +122,8 @@ def test_a_study_uses_the_calibrated_file(calibrated, ict_model, tmp_path) -> No
     import logging
 
     from facesym.cubes import open_cube
-    from facesym.expressions import file_sha256, prototypes_source_markdown
+    from facesym.expressions import prototypes_source_markdown
+    from facesym.provenance import file_digest as file_sha256
     from facesym.stages import scenes as scenes_stage
     from facesym.stages.params import stage_config
 

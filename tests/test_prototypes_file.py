@@ -19,10 +19,10 @@ from facesym.config import ConfigError, validate_config
 from facesym.cubes import open_cube
 from facesym.expressions import (
     PROTOTYPES_FORMAT,
-    file_sha256,
     prototypes_digest,
     prototypes_source_markdown,
 )
+from facesym.provenance import file_digest as file_sha256
 from facesym.resources import fetch_resource
 from facesym.stages import scenes as scenes_stage
 from facesym.stages.params import stage_config

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from facesym.facemodel.base import FaceModel
+from facesym.provenance import file_digest
 
 
 def au_shape_weights(tables: Mapping, au: str) -> dict[str, float]:
@@ -63,10 +63,10 @@ PROTOTYPES_KEY = "config key expressions.prototypes_file"
 LITERATURE = "literature (expressions.yaml)"
 # FACS-plausible intensity ranges, in AU units of the expression tables. Every AU may go from
 # absent (0) to its table's full extent (1). The jaw is the exception: AU26 (jaw drop) maps to
-# jawOpen 0.4 per unit in the shipped tables, so 1.25 allows a jaw drop up to jawOpen 0.5 (lips
-# parted, teeth apart); AU27 (mouth stretch) maps to jawOpen 1.0, the blendshape's maximal
-# opening, which no prototype reaches, so it stops at 0.8. A calibrated file's own search
-# bounds (its provenance) replace these when it records them.
+# jawOpen 0.6 per unit in the shipped tables, so 1.25 allows a jaw drop up to jawOpen 0.75;
+# AU27 (mouth stretch) maps to jawOpen 1.0, the blendshape's maximal opening, so it stops at
+# 0.8 (surprise's apex). A calibrated file's own search bounds (its provenance) replace these
+# when it records them.
 FACS_BOUNDS: dict[str, list[float]] = {"default": [0.0, 1.0], "AU26": [0.0, 1.25],
                                        "AU27": [0.0, 0.8]}
 # emotions a prototypes file need not cover (no expression to calibrate)
@@ -84,11 +84,6 @@ def prototypes_digest(prototypes: Mapping[str, Mapping[str, float]]) -> str:
 
     return digest({str(e): {str(a): float(v) for a, v in (p or {}).items()}
                    for e, p in prototypes.items()})
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def read_prototypes(path: str | Path, action_units: Mapping | None = None) -> dict:
@@ -135,7 +130,7 @@ def read_prototypes(path: str | Path, action_units: Mapping | None = None) -> di
     provenance = data.get("provenance") or {}
     if not isinstance(provenance, Mapping):
         raise ConfigError(f"{PROTOTYPES_KEY}: {p}: provenance must be a mapping")
-    return {"prototypes": prototypes, "provenance": dict(provenance), "sha256": file_sha256(p)}
+    return {"prototypes": prototypes, "provenance": dict(provenance), "sha256": file_digest(p)}
 
 
 def _bounds(provenance: Mapping) -> dict[str, list[float]]:
