@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 	$(VENV)/bin/python -m pip install --quiet -e ".[test,onnx,photos]"
+	$(VENV)/bin/facesym compile
 	touch $@
 
 study: $(STAMP)

@@ -19,6 +19,7 @@ rule contact_sheet:
     resources:
         mem_mb=4000,
         runtime=20,
-    threads: 2
+    # not on the way to the statistics: it fills a free core rather than hold up a render
+    threads: 1
     script:
         "../scripts/run_stage.py"

@@ -21,6 +21,9 @@ rule render:
         mem_mb=8000,
         runtime=120,
         gpu=1 if config["render"]["device"].startswith("cuda") else 0,
-    threads: 2
+    # one thread a job: a study's shards render side by side, and the classify jobs of the
+    # first shard start while the next one renders
+    threads: 1
+    priority: 2
     script:
         "../scripts/run_stage.py"

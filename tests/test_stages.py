@@ -225,13 +225,21 @@ def test_outputs_are_the_study(runs: dict, tiny: dict):
     cube = open_cube(runs["classify"][2]["cube"])
     prob = cube["prob"]
     np.testing.assert_allclose(prob.sum("label").values, 1.0, atol=1e-5)
-    # classify.flip (default true): every image also scored mirrored, beside the originals
-    assert tiny["classify"]["flip"] is True and cube.attrs["flip_control"] is True
+    # classify.flip (default laterality): the untouched images and the largest-strength left
+    # and right ones also scored mirrored, beside the originals; NaN where not scored
+    assert tiny["classify"]["flip"] == "laterality" == cube.attrs["flip_control"]
     for name in ("prob", "prob_native", "logit"):
         assert cube[f"{name}_flipped"].dims == cube[name].dims, name
         assert cube[f"{name}_flipped"].shape == cube[name].shape, name
-    np.testing.assert_allclose(cube["prob_flipped"].sum("label").values, 1.0, atol=1e-5)
-    assert not np.allclose(cube["prob_flipped"].values, prob.values, atol=1e-3)
+    scored = cube["prob_flipped"].notnull().all("label")
+    a = cube["strength"].values
+    for side in ("left", "right", "control"):
+        want = (a == a.min()) | ((a == a.max()) & (side != "control"))
+        assert (scored.sel(side=side).values == want).all(), side
+    flipped = cube["prob_flipped"].where(scored)
+    np.testing.assert_allclose(flipped.sum("label").where(scored).values[scored.values], 1.0,
+                               atol=1e-5)
+    assert not np.allclose(flipped.values[scored.values], prob.values[scored.values], atol=1e-3)
     # the chunk manifest (integrity) covers the new variables
     manifest = json.loads((Path(runs["classify"][2]["cube"]) / MANIFEST).read_text())
     assert any(k.startswith("prob_flipped/c") for k in manifest["chunks"])
@@ -327,11 +335,11 @@ def test_flip_control_through_the_stages_is_exact_on_mirrored_images(
     # says the control was not run and how to switch it on
     off, laterality_off, summary_off = summaries[False]
     assert not [v for v in off.data_vars if str(v).endswith("_flipped")]
-    assert off.attrs["flip_control"] is False
+    assert off.attrs["flip_control"] == "none"
     np.testing.assert_array_equal(off["prob"].values, p.values)
     assert list(laterality_off["attribution"]) == ["not run"]
     assert "The image-flip control was not run" in summary_off
-    assert "`classify: {flip: true}`" in summary_off
+    assert "`classify: {flip: laterality}`" in summary_off
     assert "image-flip control not run" in summary_off.splitlines()[2]
 
 

@@ -148,6 +148,14 @@ def _add_score_parser(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=_score)
 
 
+def _compile(args: argparse.Namespace) -> int:
+    from facesym.render.warmup import compile_kernels
+
+    print(f"renderer kernels ready ({compile_kernels():.1f} s: compiled, or loaded from "
+          "numba's cache)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``facesym`` command."""
     ap = argparse.ArgumentParser(prog="facesym", description=__doc__)
@@ -170,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--cache", default=None, help="cache folder (default $FACESYM_CACHE)")
     f.add_argument("--mirror", default=None, help="offline mirror (default $FACESYM_MIRROR)")
     f.set_defaults(func=_fetch)
+    k = sub.add_parser("compile", help="compile the CPU renderer's kernels once (setup does)")
+    k.set_defaults(func=_compile)
     p = sub.add_parser("provenance", help="print the provenance attributes of a store")
     p.add_argument("store")
     p.set_defaults(func=_provenance)

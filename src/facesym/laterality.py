@@ -32,13 +32,10 @@ import xarray as xr
 
 from facesym.classifiers.base import Classifier
 from facesym.facemodel.base import FaceModel
+from facesym.image_flip import FLIP, FLIPPED_SUFFIX, PROB_FLIPPED, flip_images  # noqa: F401
 from facesym.stats.paired import intended_probability
 from facesym.vocab import CANONICAL_LABELS, FACE, LEFT, NEUTRAL, RIGHT, SIDE, STRENGTH
 
-FLIP = "flip"  # dimension of a classify cube scored on original (False) and mirrored (True) images
-#: the classify stage stores the scores of the mirrored images as ``<variable>_flipped``
-FLIPPED_SUFFIX = "_flipped"
-PROB_FLIPPED = "prob" + FLIPPED_SUFFIX
 #: ``attribution`` of a classifier whose cubes were scored without the flip control
 NOT_RUN = "not run"
 #: ``attribution`` when no faces are left (every emotion neutral or at floor, or no left/right)
@@ -53,25 +50,6 @@ _FLIP_X = np.array([-1.0, 1.0, 1.0])
 def _strings(values: np.ndarray) -> np.ndarray:
     """Labels as a plain object array of str (cubes hold numpy StringDType)."""
     return np.array([str(v) for v in np.asarray(values).ravel()], dtype=object)
-
-
-def flip_images(images: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mirror images (..., H, W, C) left–right and their face boxes (..., 4) = (x0, y0, x1, y1)
-    in pixels with it, so a crop of the flipped image is the mirror of the original crop.
-
-    >>> images = np.arange(2 * 4 * 1).reshape(1, 2, 4, 1).astype(np.uint8)
-    >>> flipped, box = flip_images(images, np.array([[1.0, 0.0, 2.0, 2.0]]))
-    >>> flipped[0, 0, :, 0].tolist(), box.tolist()
-    ([3, 2, 1, 0], [[2.0, 0.0, 3.0, 2.0]])
-    """
-    images = np.asarray(images)
-    boxes = np.asarray(boxes)
-    width = images.shape[-2]
-    flipped = np.ascontiguousarray(images[..., ::-1, :])
-    out = boxes.copy()
-    out[..., 0] = width - boxes[..., 2]
-    out[..., 2] = width - boxes[..., 0]
-    return flipped, out
 
 
 def classify_with_flip(clf: Classifier, images: np.ndarray, boxes: np.ndarray,
@@ -259,7 +237,7 @@ def with_flip_dimension(cube: xr.Dataset) -> xr.Dataset:
     :func:`flip_parts` reads: prob[face, side, strength, flip, label] and emotion."""
     if PROB_FLIPPED not in cube:
         raise ValueError(f"the classify cube has no {PROB_FLIPPED!r}: run the classify stage "
-                         "with classify.flip: true")
+                         "with classify.flip: laterality (or all)")
     prob = xr.concat([cube["prob"], cube[PROB_FLIPPED]], dim=FLIP, join="exact")
     prob = prob.assign_coords({FLIP: [False, True]}).transpose(FACE, SIDE, STRENGTH, FLIP, ...)
     return xr.Dataset({"prob": prob, "emotion": cube["emotion"]})

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from facesym.appearance import Look, appearance_masks, vertex_albedo
 from facesym.cubes import CubeWriter, open_cube
+from facesym.distinct import distinct_rows
 from facesym.facemodel.base import FaceModel
 from facesym.interventions import (
     displacement_parts,
@@ -113,39 +114,47 @@ class StudyRenderer:
 
     def render(self, identity: np.ndarray, weights: np.ndarray, scene: Mapping[str, np.ndarray]
                ) -> RenderedFaces:
-        """Render B faces: identity (B, K), expression weights (B, E), scene values (B,) each."""
+        """Render B faces: identity (B, K), expression weights (B, E), scene values (B,) each.
+
+        Identical meshes of a face (the untouched one of every side) are rendered once and
+        the image copied (:func:`facesym.distinct.distinct_rows`)."""
         model, landmarks = self.model, self.model.landmarks
         ns, na, nb = len(self.sides), len(self.strengths), len(identity)
-        verts, neutrals, refs, meas = [], [], [], []
+        rep = ns * na
+        verts, neutrals, refs, meas, owner = [], [], [], [], []
+        slot = np.empty((nb, rep), dtype=np.int64)  # image (face, side·strength) → mesh drawn
         for f in range(nb):
             fm = face_meshes(model, identity[f], weights[f], self.sides, self.strengths,
                              self.icfg, self.hemi)
+            flat = fm.vertices.reshape(rep, model.n_vertices, 3)
+            first, which = distinct_rows(flat)
+            slot[f] = len(owner) + which
+            owner.extend([f] * len(first))
             args = (float(scene["yaw"][f]), float(scene["pitch"][f]), float(scene["roll"][f]),
                     self.pivot, float(scene["camera_distance_offset"][f]))
-            verts.append(pose_vertices(torch.as_tensor(fm.vertices), *args))
+            verts.append(pose_vertices(torch.as_tensor(flat[first]), *args))
             # the cavity shading darkens only what the expression adds to this identity
             neutrals.append(pose_vertices(torch.as_tensor(fm.neutral), *args))
             refs.append(pose_vertices(torch.as_tensor(fm.neutral[landmarks]), *args))
             meas.append(fm)
-        v = torch.stack(verts).reshape(-1, model.n_vertices, 3)
-        rep = ns * na
-        ambient = torch.as_tensor(np.asarray(scene["ambient"]), dtype=torch.float32)
+        v = torch.cat(verts)
+        drawn = torch.as_tensor(np.asarray(owner))  # face of each mesh drawn
+        ambient = torch.as_tensor(np.asarray(scene["ambient"]), dtype=torch.float32)[drawn]
         light = light_direction(np.asarray(scene["light_azimuth"]),
                                 np.asarray(scene["light_elevation"]))
-        images = render_batch(
-            v, self.triangles,
-            torch.as_tensor(vertex_albedo(self.appearance, np.asarray(scene["skin_tone"]),
-                                          self.look)
-                            ).repeat_interleave(rep, 0),
-            self.camera,
-            light_dir=torch.as_tensor(light, dtype=torch.float32).repeat_interleave(rep, 0),
-            ambient=ambient.repeat_interleave(rep, 0),
-            diffuse=(1.0 - ambient).repeat_interleave(rep, 0),
+        albedo = torch.as_tensor(vertex_albedo(self.appearance, np.asarray(scene["skin_tone"]),
+                                               self.look))
+        drawn_images = render_batch(
+            v, self.triangles, albedo[drawn], self.camera,
+            light_dir=torch.as_tensor(light, dtype=torch.float32)[drawn],
+            ambient=ambient, diffuse=1.0 - ambient,
             background_rgb=BACKGROUND_RGB, backend=self.rcfg["backend"],
-            device=self.rcfg["device"], neutral_vertices=torch.stack(neutrals),
+            device=self.rcfg["device"], neutral_vertices=torch.stack(neutrals)[drawn],
             **self.look.shading(),
         ).cpu().numpy()
-        lm = project_points(v[:, landmarks], self.camera).reshape(nb, ns, na, -1, 2).numpy()
+        images = drawn_images[slot.ravel()]
+        lm = project_points(v[:, landmarks], self.camera).numpy()[slot.ravel()]
+        lm = lm.reshape(nb, ns, na, -1, 2)
         lm_ref = project_points(torch.stack(refs), self.camera).numpy()[:, None, None]
         return RenderedFaces(
             images=images.reshape(nb, ns, na, self.size, self.size, 3),

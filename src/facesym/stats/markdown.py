@@ -144,10 +144,11 @@ def laterality_lines(report: pd.DataFrame) -> list[str]:
     if not len(ran):
         return [*lines,
                 "The image-flip control was not run: the classify cubes hold no `prob_flipped` "
-                "(`classify.flip: false`), so a left − right difference cannot be split into a "
-                "classifier part and a stimulus part. Set `classify: {flip: true}` (the "
-                "default) and re-run: every classifier job re-runs, scoring each image also "
-                "mirrored (about twice the classify time), then the statistics.", ""]
+                "(`classify.flip: none`), so a left − right difference cannot be split into a "
+                "classifier part and a stimulus part. Set `classify: {flip: laterality}` (the "
+                "default) and re-run: every classifier job re-runs, scoring the untouched and "
+                "the largest-strength left and right images also mirrored (about a fifth more "
+                "classify time), then the statistics.", ""]
     margin = float(ran["margin"].iloc[0])
     lines += [
         "Each left-intervened image was also scored mirrored left-right (face box mirrored "
