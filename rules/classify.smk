@@ -28,6 +28,6 @@ rule classify:
         runtime=60,
         gpu=1 if config["classify"]["device"].startswith("cuda") else 0,
     threads: 1
-    priority: 1
+    priority: classify_priority
     script:
         "../scripts/run_stage.py"

@@ -40,6 +40,12 @@ def resource_stamp(rid):
     return f"{CACHE}/{rid}.verified.json"
 
 
+def classify_priority(wildcards):
+    """Larger inputs first (input side / 100 px, plus 1): the slowest classify jobs start early
+    and the last one to finish is a short one (facex 200 px, face_api 112 px, the rest <= 64)."""
+    return 1 + int(zoo_entry(wildcards.classifier, ZOO)["input"]["size"]) // 100
+
+
 def classifier_weights(wildcards):
     """A classifier's weights: its resource's stamp, or the file the user supplied."""
     entry = zoo_entry(wildcards.classifier, ZOO)

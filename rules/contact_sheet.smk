@@ -19,7 +19,9 @@ rule contact_sheet:
     resources:
         mem_mb=4000,
         runtime=20,
-    # not on the way to the statistics: it fills a free core rather than hold up a render
+    # off the way to the statistics: one thread, scheduled among the classify jobs (after the
+    # renders) so that it does not lengthen the tail after the last classify job
     threads: 1
+    priority: 1
     script:
         "../scripts/run_stage.py"

@@ -24,6 +24,6 @@ rule render:
     # one thread a job: a study's shards render side by side, and the classify jobs of the
     # first shard start while the next one renders
     threads: 1
-    priority: 2
+    priority: 10
     script:
         "../scripts/run_stage.py"

@@ -40,7 +40,7 @@ def test_check_config_merges_onto_the_base_like_snakemake(tmp_path, capsys):
 def test_check_config_run_from_the_checkout_reads_config_yaml(monkeypatch, capsys):
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     assert main(["check-config"]) == 0
-    assert "config/config.yaml: valid (study 'default', 140 faces" in capsys.readouterr().out
+    assert "config/config.yaml: valid (study 'default', 105 faces" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("args", "needle"), [

@@ -99,8 +99,8 @@ def test_schema_defaults_are_the_default_study():
     """config/config.yaml only names the study: the schema's defaults are what it runs."""
     from_file = validate_config(read_yaml(REPO / "config" / "config.yaml"))
     assert from_file == validate_config({})
-    # the default study's size: 20 faces per emotion (config/paper.yaml is the powered one)
-    assert from_file["scenes"]["faces_per_emotion"] == 20
+    # the default study's size: 15 faces per emotion (config/paper.yaml is the powered one)
+    assert from_file["scenes"]["faces_per_emotion"] == 15
     assert from_file["contact_sheet"]["faces"] == [0, 1]
     assert len(from_file["classifiers"]) == 6
 
@@ -112,7 +112,7 @@ def test_registries_are_package_data_found_outside_a_checkout(tmp_path):
             "c = v({}); print(len(load_zoo()), c['scenes']['faces_per_emotion'])")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                          text=True, check=True).stdout.split()
-    assert out == ["15", "20"]
+    assert out == ["15", "15"]
     src = (REPO / "src" / "facesym" / "config.py").read_text()
     assert "parents[" not in src
 
@@ -172,7 +172,7 @@ def test_contact_sheet_face_beyond_the_study_names_key_and_range():
     with pytest.raises(ConfigError) as err:
         validate_config({"contact_sheet": {"faces": [1000]}})
     assert "config key contact_sheet.faces: [1000]" in str(err.value)
-    assert "0 to 139" in str(err.value)
+    assert "0 to 104" in str(err.value)
     cfg = {"scenes": {"faces_per_emotion": 1, "emotions": ["anger", "neutral"]},
            "contact_sheet": {"faces": [1]}}
     assert validate_config(cfg)["contact_sheet"]["faces"] == [1]

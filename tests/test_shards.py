@@ -140,7 +140,7 @@ def test_shard_ranges_cover_the_study_once():
         assert np.concatenate([np.arange(*r) for r in ranges]).tolist() == list(range(n))
         assert all(r[1] - r[0] <= per for r in ranges)
     assert shard_count(210, 70) == 3
-    assert shard_count(140, 70) == 2  # the default study
+    assert shard_count(105, 70) == 2  # the default study
     with pytest.raises(ValueError, match="outside a study of 210 faces"):
         shard_range(3, 210, 70)
     assert shards_of_faces([0, 1, 150], 70) == [0, 2]

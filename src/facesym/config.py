@@ -433,7 +433,7 @@ def study_estimate(cfg: Mapping) -> dict:
 
     >>> est = study_estimate(default_study())
     >>> est["faces"], est["images"]
-    (140, 2100)
+    (105, 1575)
     """
     faces = n_faces(cfg)
     images = faces * len(cfg["intervention"]["sides"]) * len(cfg["intervention"]["strengths"])
