@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,18 @@ def test_check_config_merges_onto_the_base_like_snakemake(tmp_path, capsys):
     assert main(["check-config", str(mine), "--base", str(base),
                  "--config", "study=s2", "scenes={faces_per_emotion: 3}"]) == 0
     assert "valid (study 's2', 6 faces" in capsys.readouterr().out
+
+
+def test_compile_readies_the_renderers_kernels(tmp_path):
+    """`facesym compile` leaves numba's cache holding the render stage's kernels."""
+    code = "from facesym.cli import main; raise SystemExit(main(['compile']))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert "renderer kernels ready" in out.stdout
+    cached = {p.name.split("-")[0] for p in tmp_path.rglob("*.nbi")}
+    for kernel in ("render_colors", "vertex_normals", "project", "smooth_offsets"):
+        assert f"numba_kernels.{kernel}" in cached, cached
 
 
 def test_check_config_run_from_the_checkout_reads_config_yaml(monkeypatch, capsys):
