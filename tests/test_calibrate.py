@@ -291,3 +291,19 @@ def test_renderer_config_is_the_untouched_design() -> None:
     r = renderer_config(cfg, 96)
     assert r["render"]["size"] == 96 and r["intervention"]["strengths"] == [0.0]
     assert len(r["intervention"]["sides"]) == 1
+
+
+def test_the_shipped_upper_bound_config_is_a_valid_calibration():
+    """config/calibration_upper_bound.yaml (the README's upper-bound table) parses as the
+    calibrate command reads it: every study classifier searched, none held out."""
+    repo = Path(__file__).resolve().parents[1]
+    from facesym.config import merged_config
+
+    raw = merged_config([repo / "config" / "calibration_upper_bound.yaml"],
+                        base=repo / "config" / "config.yaml")
+    study = validate_config({k: v for k, v in raw.items() if k != "calibration"})
+    cfg = {**study, "calibration": raw["calibration"]}
+    settings = calibration_settings(cfg)
+    assert set(settings.search_set) == set(cfg["classifiers"])
+    assert not settings.leave_one_out
+    assert (settings.identities, settings.holdout_identities, settings.evaluations) == (8, 10, 60)
