@@ -26,6 +26,7 @@ from facesym.distinct import distinct_rows
 from facesym.image_flip import FLIPPED_SUFFIX, flip_images
 from facesym.provenance import provenance_attrs
 from facesym.stages.shards import check_faces
+from facesym.vocab import LEFT, RIGHT
 
 #: ``classify.flip`` modes: which images are also scored mirrored left-right
 FLIP_MODES = ("none", "laterality", "all")
@@ -60,7 +61,7 @@ def flip_wanted(sides: list[str], strengths: list[float], mode: str) -> np.ndarr
         a = np.asarray(strengths, dtype=float)
         want[:, int(np.argmin(a))] = True
         for i, side in enumerate(sides):
-            if side in ("left", "right"):
+            if side in (LEFT, RIGHT):
                 want[i, int(np.argmax(a))] = True
     return want
 
