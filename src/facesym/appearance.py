@@ -81,13 +81,16 @@ class Look:
     spherical-harmonics ambient + key light); ``cavity`` the strength of the cavity shading
     computed on each deformed mesh (0 = off); ``cavity_absolute`` the weight of the identity's
     own (resting) concavity where the renderer passes the neutral meshes: 0 = only the folds
-    the expression adds darken, 1 = the absolute concavity of the deformed mesh.
+    the expression adds darken, 1 = the absolute concavity of the deformed mesh;
+    ``wrinkles`` the strength of the wrinkle shading where the expression compresses the
+    skin (0 = off, see ``facesym.render.shading.compression``).
     """
 
     albedo: str = "procedural"
     lighting: str = "sh"
     cavity: float = 0.4
     cavity_absolute: float = 1.0
+    wrinkles: float = 0.0
 
     def __post_init__(self) -> None:
         if self.albedo not in ALBEDO_VARIANTS:
@@ -98,18 +101,22 @@ class Look:
             raise ValueError(f"cavity must be >= 0, got {self.cavity}")
         if not 0 <= self.cavity_absolute <= 1:
             raise ValueError(f"cavity_absolute must be in [0, 1], got {self.cavity_absolute}")
+        if self.wrinkles < 0:
+            raise ValueError(f"wrinkles must be >= 0, got {self.wrinkles}")
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> Look:
-        """The look of ``render.appearance`` (keys albedo, lighting, cavity, cavity_absolute)."""
+        """The look of ``render.appearance`` (keys albedo, lighting, cavity, cavity_absolute,
+        wrinkles)."""
         return cls(albedo=str(cfg["albedo"]), lighting=str(cfg["lighting"]),
-                   cavity=float(cfg["cavity"]), cavity_absolute=float(cfg["cavity_absolute"]))
+                   cavity=float(cfg["cavity"]), cavity_absolute=float(cfg["cavity_absolute"]),
+                   wrinkles=float(cfg["wrinkles"]))
 
     def shading(self) -> dict:
         """Keyword arguments of ``facesym.render.render_batch`` for this look (the caller adds
         ``neutral_vertices``)."""
         return {"lighting": self.lighting, "cavity": self.cavity,
-                "cavity_absolute": self.cavity_absolute}
+                "cavity_absolute": self.cavity_absolute, "wrinkles": self.wrinkles}
 
 
 LEGACY_LOOK = Look(albedo="legacy", lighting="lambert", cavity=0.0, cavity_absolute=1.0)

@@ -97,6 +97,7 @@ def render_batch(
     cavity: float = 0.0,
     neutral_vertices: torch.Tensor | None = None,
     cavity_absolute: float = 1.0,
+    wrinkles: float = 0.0,
 ) -> torch.Tensor:
     """Render posed meshes to uint8 images [B, H, W, 3] (on ``device``).
 
@@ -121,6 +122,8 @@ def render_batch(
             relative to them, so only expression folds darken (None = absolute concavity).
         cavity_absolute: weight (0..1) of the identity's own (neutral) concavity when
             ``neutral_vertices`` is given; 1 = the absolute concavity.
+        wrinkles: strength of the wrinkle shading where the expression compresses the skin
+            relative to ``neutral_vertices`` (required when > 0), 0 = off.
 
     Vertex colours are shaded once per vertex and interpolated with perspective-correct
     barycentrics (Gouraud shading).
@@ -139,7 +142,8 @@ def render_batch(
         neutral_vertices = neutral_vertices.to(device=device, dtype=torch.float32)
     colors = shade(albedo, vertices, triangles, vertex_normals(vertices, triangles), light,
                    ambient, diffuse, lighting=lighting, cavity_strength=cavity,
-                   neutral_vertices=neutral_vertices, cavity_absolute=cavity_absolute)
+                   neutral_vertices=neutral_vertices, cavity_absolute=cavity_absolute,
+                   wrinkles=wrinkles)
     colors = colors.expand(vertices.shape[0], -1, -1)
     if backend in _FUSED:
         return _FUSED[backend](pixel_xy, depth, triangles, colors, _to_uint8(background[0]),
