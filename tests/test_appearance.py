@@ -233,3 +233,52 @@ def test_study_renderer_shades_expression_folds_not_resting_ones(ict_model):
         off.astype(float).mean() - 0.3)
     assert images(smile, cavity=1.0, cavity_absolute=0.0).astype(float).mean() < (
         images(smile, cavity=0.0).astype(float).mean() - 0.3)
+
+
+def _render_with_neutral(model, masks, weights: dict[str, float], look: Look) -> np.ndarray:
+    """As :func:`_render`, passing the neutral template as the face's neutral mesh."""
+    mesh = model.template.copy()
+    for name, w in weights.items():
+        mesh = mesh + w * model.expression[model.shape_index(name)]
+    v = torch.as_tensor(mesh, dtype=torch.float32)[None]
+    neutral = torch.as_tensor(model.template, dtype=torch.float32)[None]
+    pivot = tuple(float(c) for c in model.template[model.landmarks].mean(0))
+    cam = frontal_camera(75.0, 15.0, 96, target=pivot)
+    return render_batch(v, torch.as_tensor(model.triangles),
+                        torch.as_tensor(vertex_albedo(masks, 0.4, look)), cam,
+                        light_dir=(0.2, 0.3, 1.0), ambient=0.4, diffuse=0.6, backend="numba",
+                        neutral_vertices=neutral, **look.shading()).numpy()[0]
+
+
+def test_wrinkles_shade_compressed_skin_only(ict_model, masks):
+    """Wrinkle shading darkens where the expression shortens the skin (AU4 at apex pulls the
+    brows together: the glabella) and leaves a neutral face byte-identical; it is
+    deterministic and needs the neutral meshes."""
+    from facesym.render.shading import compression, shade
+
+    tri = torch.as_tensor(ict_model.triangles)
+    neutral = torch.as_tensor(ict_model.template, dtype=torch.float32)[None]
+    frown = {"browDown_L": 2.5, "browDown_R": 2.5}
+    deformed = neutral.clone()
+    for name, w in frown.items():
+        deformed = deformed + w * torch.as_tensor(
+            ict_model.expression[ict_model.shape_index(name)], dtype=torch.float32)
+    assert float(compression(neutral, tri, neutral).abs().max()) == 0.0
+    squeeze = compression(deformed, tri, neutral)[0].numpy()
+    lm = ict_model.template[ict_model.landmarks]
+    glabella = (np.linalg.norm(ict_model.template[:, :2] - (lm[21, :2] + lm[22, :2]) / 2,
+                               axis=1) < 1.0)
+    chin = np.linalg.norm(ict_model.template[:, :2] - lm[8, :2], axis=1) < 1.0
+    assert squeeze[glabella].max() > 0.15 > squeeze[chin].max()
+
+    on = Look(wrinkles=1.0)
+    assert (_render_with_neutral(ict_model, masks, {}, on).tobytes()
+            == _render_with_neutral(ict_model, masks, {}, Look()).tobytes())
+    first = _render_with_neutral(ict_model, masks, frown, on)
+    assert first.tobytes() == _render_with_neutral(ict_model, masks, frown, on).tobytes()
+    off = _render_with_neutral(ict_model, masks, frown, Look())
+    assert (first.astype(int).sum(-1) <= off.astype(int).sum(-1) + 3).all()
+    assert (first.astype(int).sum(-1) < off.astype(int).sum(-1) - 6).sum() > 5
+    with pytest.raises(ValueError, match="neutral"):
+        shade(torch.ones(1, len(ict_model.template), 3), deformed, tri,
+              vertex_normals(deformed, tri), (0.0, 0.0, 1.0), 0.4, 0.6, wrinkles=1.0)
