@@ -20,10 +20,23 @@ def au_shape_weights(tables: Mapping, au: str) -> dict[str, float]:
     return dict(aus[au])
 
 
+def shape_limits(tables: Mapping, model: FaceModel) -> np.ndarray:
+    """Upper bound (E,) of each shape weight: 1 (the blendshape's scanned extent), or the
+    largest weight the AU table gives that shape where it extends it beyond 1 (AU4's
+    browDown, whose scanned extent is a trace of the action)."""
+    limits = np.ones(len(model.expression_names), dtype=np.float64)
+    for shapes in tables["action_units"].values():
+        for shape, weight in shapes.items():
+            i = model.shape_index(shape)
+            limits[i] = max(limits[i], float(weight))
+    return limits
+
+
 def prototype_weights(emotion: str, tables: Mapping, model: FaceModel) -> np.ndarray:
     """Shape-weight vector (E,) of ``emotion``'s prototype at intensity 1.
 
-    Weights of AUs sharing a shape add up and are capped at 1 (a blendshape's full extent).
+    Weights of AUs sharing a shape add up and are capped at :func:`shape_limits` (1, a
+    blendshape's full extent, unless the AU table maps an AU beyond it).
     """
     protos = tables["prototypes"]
     if emotion not in protos:
@@ -32,7 +45,7 @@ def prototype_weights(emotion: str, tables: Mapping, model: FaceModel) -> np.nda
     for au, intensity in protos[emotion].items():
         for shape, weight in au_shape_weights(tables, au).items():
             w[model.shape_index(shape)] += float(intensity) * float(weight)
-    return np.minimum(w, 1.0)
+    return np.minimum(w, shape_limits(tables, model))
 
 
 def prototype_matrix(emotions: Sequence[str], tables: Mapping, model: FaceModel) -> np.ndarray:
