@@ -26,7 +26,7 @@ EMFACS_AUS: dict[str, list[str]] = {
     "happiness": ["AU6", "AU12", "AU25"],
     "sadness": ["AU1", "AU4", "AU15", "AU17"],
     "surprise": ["AU1", "AU2", "AU5", "AU26", "AU27"],
-    "fear": ["AU1", "AU2", "AU4", "AU5", "AU7", "AU20", "AU26"],
+    "fear": ["AU1", "AU2", "AU4", "AU5", "AU7", "AU20", "AU26", "AU27"],
     "anger": ["AU4", "AU5", "AU7", "AU10", "AU17", "AU23", "AU26"],
     "disgust": ["AU9", "AU10", "AU15", "AU16", "AU17", "AU26"],
 }
