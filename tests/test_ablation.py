@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from facesym.ablation import Faces, default_variants, markdown, render_faces, summarise
+from facesym.ablation import (
+    SCANNED_AU4,
+    Faces,
+    default_variants,
+    expression_tables,
+    markdown,
+    render_faces,
+    summarise,
+)
 from facesym.appearance import LEGACY_LOOK, Look
 from facesym.config import validate_config
 
@@ -13,9 +21,19 @@ from facesym.config import validate_config
 def test_variants_go_from_the_old_look_to_the_new_default():
     variants = default_variants()
     assert variants[0].look == LEGACY_LOOK and variants[0].legacy_prototypes
-    new = next(v for v in variants if v.name == "+prototypes")
+    new = next(v for v in variants if v.name == "+au4")
     assert new.look == Look() and new.fov_deg is None and not new.legacy_prototypes
+    assert new.action_units is None  # the study's own tables: the default
     assert len({v.name for v in variants}) == len(variants)
+
+
+def test_legacy_and_scanned_au4_variants_keep_browdown_at_its_scanned_extent():
+    cfg = validate_config({})
+    assert cfg["expressions"]["action_units"]["AU4"] == {"browDown_L": 2.5, "browDown_R": 2.5}
+    for legacy, units in ((True, None), (False, SCANNED_AU4)):
+        tables = expression_tables(cfg, legacy, units)
+        assert tables["action_units"]["AU4"] == {"browDown_L": 1.0, "browDown_R": 1.0}
+    assert cfg["expressions"]["action_units"]["AU4"]["browDown_L"] == 2.5  # not mutated
 
 
 def test_summary_counts_classifiers_at_or_above_one_half():
@@ -38,7 +56,7 @@ def test_variants_render_the_same_faces(ict_model):
              "skin_tone": [0.3], "intensity": [1.0]}
     faces = Faces(np.zeros((1, 4)), {k: np.asarray(v) for k, v in scene.items()},
                   ("happiness", "neutral"))
-    old, new = default_variants()[0], default_variants()[5]
+    old, new = default_variants()[0], default_variants()[6]
     img_old, box_old = render_faces(ict_model, cfg, faces, old)
     img_new, box_new = render_faces(ict_model, cfg, faces, new)
     assert img_old.shape == img_new.shape == (2, 48, 48, 3)

@@ -43,8 +43,11 @@ LEGACY_PROTOTYPES: dict[str, dict[str, float]] = {
     "disgust": {"AU4": 0.5, "AU9": 1.0, "AU10": 1.0, "AU17": 0.7},
     "neutral": {},
 }
-LEGACY_ACTION_UNITS: dict[str, dict[str, float]] = {"AU6": {"cheekSquint_L": 1.0,
-                                                            "cheekSquint_R": 1.0}}
+LEGACY_ACTION_UNITS: dict[str, dict[str, float]] = {
+    "AU6": {"cheekSquint_L": 1.0, "cheekSquint_R": 1.0},
+    "AU4": {"browDown_L": 1.0, "browDown_R": 1.0}}
+# AU4 at ICT's scanned extent (browDown 1.0), before it was extended to the apex.
+SCANNED_AU4: dict[str, dict[str, float]] = {"AU4": {"browDown_L": 1.0, "browDown_R": 1.0}}
 LEGACY_FOV_DEG = 20.0
 EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 CLASSIFIERS = ("mini_xception", "big_xception", "mini_xception_48", "face_api", "networkv2",
@@ -53,13 +56,16 @@ CLASSIFIERS = ("mini_xception", "big_xception", "mini_xception_48", "face_api", 
 
 @dataclass(frozen=True)
 class Variant:
-    """One appearance variant: look, field of view (None = the study's) and prototypes."""
+    """One appearance variant: look, field of view (None = the study's), prototypes, and
+    action-unit mappings or prototypes that replace the study's (e.g. :data:`SCANNED_AU4`)."""
 
     name: str
     look: Look
     fov_deg: float | None = None
     legacy_prototypes: bool = False
     note: str = field(default="", compare=False)
+    action_units: Mapping[str, Mapping[str, float]] | None = field(default=None, compare=False)
+    prototypes: Mapping[str, Mapping[str, float]] | None = field(default=None, compare=False)
 
 
 def default_variants() -> list[Variant]:
@@ -74,7 +80,11 @@ def default_variants() -> list[Variant]:
         Variant("+sh", sh, LEGACY_FOV_DEG, True),
         Variant("+cavity", new, LEGACY_FOV_DEG, True),
         Variant("+framing", new, None, True),
-        Variant("+prototypes", new, None, False, "the new default"),
+        Variant("+prototypes", new, None, False, "literature prototypes, AU4 as scanned",
+                SCANNED_AU4),
+        Variant("+au4", new, None, False, "AU4 at apex (browDown 2.5): the new default"),
+        Variant("+wrinkles", Look(wrinkles=1.0), None, False, "wrinkle shading (opt-in)"),
+        Variant("new-au4", new, None, False, action_units=SCANNED_AU4),
         Variant("new-albedo", Look("legacy", "sh", new.cavity), None, False),
         Variant("new-sh", Look("procedural", "lambert", new.cavity), None, False),
         Variant("new-cavity", sh, None, False),
@@ -108,12 +118,19 @@ def sample_faces(cfg: Mapping, n_identities: int, seed: int,
     return Faces(identity=identity, scene=scene, emotions=tuple(emotions))
 
 
-def expression_tables(cfg: Mapping, legacy: bool) -> dict:
-    """The study's FACS tables, or those with the legacy prototypes and AU6 mapping."""
+def expression_tables(cfg: Mapping, legacy: bool,
+                      action_units: Mapping[str, Mapping[str, float]] | None = None,
+                      prototypes: Mapping[str, Mapping[str, float]] | None = None) -> dict:
+    """The study's FACS tables, or those with the legacy prototypes and AU4/AU6 mappings;
+    ``action_units`` and ``prototypes`` then replace single entries."""
     tables = copy.deepcopy(dict(cfg["expressions"]))
     if legacy:
         tables["prototypes"] = {**tables["prototypes"], **LEGACY_PROTOTYPES}
         tables["action_units"] = {**tables["action_units"], **LEGACY_ACTION_UNITS}
+    if action_units:
+        tables["action_units"] = {**tables["action_units"], **copy.deepcopy(dict(action_units))}
+    if prototypes:
+        tables["prototypes"] = {**tables["prototypes"], **copy.deepcopy(dict(prototypes))}
     return tables
 
 
@@ -128,7 +145,8 @@ def render_faces(model: FaceModel, cfg: Mapping, faces: Faces, variant: Variant,
     fov = float(variant.fov_deg if variant.fov_deg is not None else rcfg["fov_deg"])
     pivot = torch.as_tensor(model.template[model.landmarks].mean(0), dtype=torch.float32)
     camera = frontal_camera(rcfg["distance_cm"], fov, size, target=tuple(map(float, pivot)))
-    tables = expression_tables(cfg, variant.legacy_prototypes)
+    tables = expression_tables(cfg, variant.legacy_prototypes, variant.action_units,
+                               variant.prototypes)
     protos = {e: prototype_weights(e, tables, model) for e in faces.emotions}
     identity, scene, emotion = faces.expanded()
     weights = np.stack([protos[e] for e in emotion]) * scene["intensity"][:, None]
