@@ -125,10 +125,10 @@ def test_power_on_a_folder_without_cubes_is_an_error(tmp_path, capsys):
 
 def test_paper_config_is_valid_and_sized_as_documented(monkeypatch, capsys):
     """config/paper.yaml (on top of config/config.yaml) is the powered study the README names:
-    130 faces per emotion, 910 faces in 7 shards."""
+    195 faces per emotion, 1,365 faces in 11 shards."""
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(repo)
     assert main(["check-config", "config/paper.yaml"]) == 0
-    assert "valid (study 'paper', 910 faces, 13,650 images" in capsys.readouterr().out
+    assert "valid (study 'paper', 1,365 faces, 20,475 images" in capsys.readouterr().out
     paper = yaml.safe_load((repo / "config" / "paper.yaml").read_text())
-    assert -(-910 // paper["shards"]["faces_per_shard"]) == 7
+    assert -(-1365 // paper["shards"]["faces_per_shard"]) == 11

@@ -39,8 +39,9 @@ def test_choice_ignores_the_held_out_classifier():
     assert summary.loc["x", "classifiers_test_ge_0.5"] == 1
 
 
-def test_candidates_are_distinct_and_use_known_action_units():
+def test_candidates_are_distinct_known_and_within_facs_bounds():
     from facesym.config import validate_config
+    from facesym.expressions import FACS_BOUNDS
 
     tables = validate_config({})["expressions"]
     for emotion, cands in CANDIDATES.items():
@@ -50,4 +51,6 @@ def test_candidates_are_distinct_and_use_known_action_units():
         assert tuple(sorted(tables["prototypes"][emotion].items())) not in protos, emotion
         for p in cands.values():
             assert set(p) <= set(tables["action_units"]), p
-            assert all(0 < v <= 1 for v in p.values())
+            for au, v in p.items():  # within the FACS bounds a prototypes file must keep
+                low, high = FACS_BOUNDS.get(au, FACS_BOUNDS["default"])
+                assert low < v <= high, (au, v)

@@ -62,7 +62,7 @@ CANDIDATES: dict[str, dict[str, dict[str, float]]] = {
     },
     "surprise": {
         "IG 1+2+5+26": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU26": 1.0},
-        "IG 1+2+5+27E": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU27": 1.0},
+        "IG 1+2+5+26(1.25)": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU26": 1.25},
         "IG 1+2+27": {"AU1": 1.0, "AU2": 1.0, "AU27": 0.8},
         "IG 5+27": {"AU5": 1.0, "AU27": 0.8},
     },
@@ -154,9 +154,9 @@ def choice_by_all(table: pd.DataFrame, selection_seed: int, test_seed: int) -> p
 
 def markdown(table: pd.DataFrame, selection_seed: int, test_seed: int) -> str:
     """Both tables as Markdown."""
-    test = table[table.seed == test_seed].astype({"emotion": str, "candidate": str})
-    wide = test.pivot_table(
+    wide = table[table.seed == test_seed].pivot_table(
         index=["emotion", "candidate"], columns="classifier", values="recognition", sort=False)
+    wide.index = [f"{emotion}: {candidate}" for emotion, candidate in wide.index]
     return (f"## Candidates (selection seed {selection_seed}, test seed {test_seed})\n\n"
             + choice_by_all(table, selection_seed, test_seed).to_markdown(index=False)
             + "\n\n## Recognition per classifier, test faces\n\n"
