@@ -149,8 +149,11 @@ def test_symmetric_prototype_changes_little(ict_model, ict):
         d = parts[e].total
         for side in MIRROR_SIDES:
             c = intervene(parts[e], side, 1.0, masks)
-            # ICT's left and right shapes differ by a few percent of the displacement
-            assert np.abs(c - d).max() < 0.1 * np.abs(d).max()
+            # ICT's left and right shapes differ by a few percent of the displacement; most
+            # at the inner brow: browInnerUp_L/_R by 0.059 cm, browDown_L/_R by 0.022 cm per
+            # unit, which AU4 at apex scales by up to 2.5 (measured: sadness 10.3 % of its
+            # peak, the others <= 7.4 %)
+            assert np.abs(c - d).max() < 0.11 * np.abs(d).max()
 
 
 def test_mirror_sides_need_the_mirror_map(ict):
@@ -180,11 +183,12 @@ def test_composite_of_a_palsy_face(ict_model, ict, emotion):
     far = ict_model.region_mask("face") & (np.abs(ict_model.template[:, 0]) > 3.0)
     scale = np.abs(p.total - p.spared).max()
     # ICT: _R shapes mirror _L to a few percent, with tails across the midline (see
-    # test_interventions); fear's mouthStretch_L/_R differ most (measured: 12 % of the peak
-    # on 3 vertices, < 10 % elsewhere), so a max and a mean bound
+    # test_interventions); fear's differ most, mouthStretch_L/_R and the inner brow where
+    # browInnerUp meets browDown at 2.5 (AU4 at apex; measured: 15.9 % of the peak at most,
+    # mean 0.05 %; the others <= 10.3 %), so a max and a mean bound
     for got, want in ((ll, p.total), (rr, p.spared)):
         err = np.abs(got[far] - want[far])
-        assert err.max() < 0.15 * scale and err.mean() < 0.01 * scale
+        assert err.max() < 0.17 * scale and err.mean() < 0.01 * scale
     with pytest.raises(ValueError, match="mirror_left, mirror_right"):
         mirror_blend(palsy, "left", 1.0, masks)
 
