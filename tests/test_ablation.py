@@ -56,7 +56,8 @@ def test_variants_render_the_same_faces(ict_model):
              "skin_tone": [0.3], "intensity": [1.0]}
     faces = Faces(np.zeros((1, 4)), {k: np.asarray(v) for k, v in scene.items()},
                   ("happiness", "neutral"))
-    old, new = default_variants()[0], default_variants()[6]
+    by_name = {v.name: v for v in default_variants()}
+    old, new = by_name["old"], by_name["+au4"]
     img_old, box_old = render_faces(ict_model, cfg, faces, old)
     img_new, box_new = render_faces(ict_model, cfg, faces, new)
     assert img_old.shape == img_new.shape == (2, 48, 48, 3)

@@ -43,11 +43,10 @@ LEGACY_PROTOTYPES: dict[str, dict[str, float]] = {
     "disgust": {"AU4": 0.5, "AU9": 1.0, "AU10": 1.0, "AU17": 0.7},
     "neutral": {},
 }
-LEGACY_ACTION_UNITS: dict[str, dict[str, float]] = {
-    "AU6": {"cheekSquint_L": 1.0, "cheekSquint_R": 1.0},
-    "AU4": {"browDown_L": 1.0, "browDown_R": 1.0}}
 # AU4 at ICT's scanned extent (browDown 1.0), before it was extended to the apex.
 SCANNED_AU4: dict[str, dict[str, float]] = {"AU4": {"browDown_L": 1.0, "browDown_R": 1.0}}
+LEGACY_ACTION_UNITS: dict[str, dict[str, float]] = {
+    "AU6": {"cheekSquint_L": 1.0, "cheekSquint_R": 1.0}, **SCANNED_AU4}
 LEGACY_FOV_DEG = 20.0
 EMOTIONS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 CLASSIFIERS = ("mini_xception", "big_xception", "mini_xception_48", "face_api", "networkv2",

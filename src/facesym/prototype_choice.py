@@ -92,12 +92,13 @@ def candidate_recognition(model: FaceModel, cfg: Mapping, classifiers: Mapping,
     ``p_intended`` as in :func:`facesym.ablation.recognition`.
     """
     masks = appearance_masks(model)
+    look = Look.from_config(cfg["render"]["appearance"])
     rows = []
     for seed in seeds:
         faces = sample_faces(cfg, n_identities, seed, emotions=(emotion,))
         for name, proto in {CURRENT: None, **candidates}.items():
             start = time.perf_counter()
-            variant = Variant(name, Look(), prototypes=None if proto is None
+            variant = Variant(name, look, prototypes=None if proto is None
                               else {emotion: dict(proto)})
             images, boxes = render_faces(model, cfg, faces, variant, masks=masks)
             rec = recognition(classifiers, images, boxes, [emotion] * len(images))

@@ -124,6 +124,17 @@ def sh_irradiance(normals: torch.Tensor, coeffs: dict[str, float] | None = None)
     return c["c0"] + c["y"] * ny + c["z"] * nz + c["yy"] * (1.5 * ny * ny - 0.5)
 
 
+def _undirected_edges(tri: torch.Tensor, num_vertices: int
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Unique undirected edges of triangles [F, 3] (int64, CPU) as (low end, high end, number
+    of triangles sharing the edge: 1 on an open boundary)."""
+    a = torch.cat([tri[:, 0], tri[:, 1], tri[:, 2]])
+    b = torch.cat([tri[:, 1], tri[:, 2], tri[:, 0]])
+    code, count = torch.unique(torch.minimum(a, b) * num_vertices + torch.maximum(a, b),
+                               return_counts=True)
+    return code // num_vertices, code % num_vertices, count
+
+
 _SMOOTHERS: dict[tuple, torch.Tensor] = {}
 
 
@@ -137,11 +148,7 @@ def _smoother(triangles: torch.Tensor, num_vertices: int, dtype: torch.dtype) ->
     key = (num_vertices, tri.shape[0], hash(tri.numpy().tobytes()), dtype, str(triangles.device))
     if key in _SMOOTHERS:
         return _SMOOTHERS[key]
-    a = torch.cat([tri[:, 0], tri[:, 1], tri[:, 2]])
-    b = torch.cat([tri[:, 1], tri[:, 2], tri[:, 0]])
-    undirected, count = torch.unique(torch.minimum(a, b) * num_vertices + torch.maximum(a, b),
-                                     return_counts=True)
-    lo, hi = undirected // num_vertices, undirected % num_vertices
+    lo, hi, count = _undirected_edges(tri, num_vertices)
     border = torch.zeros(num_vertices, dtype=torch.bool)
     border[lo[count == 1]] = True
     border[hi[count == 1]] = True
@@ -229,11 +236,8 @@ def mesh_edges(triangles: torch.Tensor, num_vertices: int) -> torch.Tensor:
     tri = triangles.detach().to("cpu", torch.int64)
     key = (num_vertices, tri.shape[0], hash(tri.numpy().tobytes()), str(triangles.device))
     if key not in _EDGES:
-        a = torch.cat([tri[:, 0], tri[:, 1], tri[:, 2]])
-        b = torch.cat([tri[:, 1], tri[:, 2], tri[:, 0]])
-        code = torch.unique(torch.minimum(a, b) * num_vertices + torch.maximum(a, b))
-        _EDGES[key] = torch.stack([code // num_vertices, code % num_vertices], 1).to(
-            triangles.device)
+        lo, hi, _ = _undirected_edges(tri, num_vertices)
+        _EDGES[key] = torch.stack([lo, hi], 1).to(triangles.device)
     return _EDGES[key]
 
 
